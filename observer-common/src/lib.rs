@@ -1,0 +1,127 @@
+//! Records shared by gatewatch's kernel programs and its userspace agent.
+//!
+//! Every record is `#[repr(C)]` with explicit padding so both sides agree on
+//! the layout byte for byte, and every record starts with a `u32` kind so
+//! userspace can tell them apart in the one ring buffer they share.
+#![no_std]
+
+/// Bytes in the event ring buffer shared by every program (a power-of-two
+/// multiple of the page size, as the kernel requires). Overridable at load
+/// time with `gatewatch run --ring-bytes`.
+pub const RING_BUF_BYTES: u32 = 8 << 20;
+
+/// Connections whose first payload bytes are still being captured. An LRU map:
+/// a connection that never sends anything is evicted, never leaked.
+pub const CAPTURE_FLOWS_MAX: u32 = 65_536;
+
+/// First bytes of a connection copied for naming: enough for a ClientHello
+/// with a post-quantum key share (about 1.8 KiB) or an HTTP request head.
+pub const PAYLOAD_CAPTURE_MAX: usize = 2048;
+
+/// At most this many segments of one connection are copied, so a connection
+/// whose first message never completes costs a bounded amount.
+pub const PAYLOAD_SEGMENTS_MAX: u32 = 4;
+
+/// DNS responses longer than this are cut; the question and the first
+/// answers are at the front, which is what naming needs.
+pub const DNS_CAPTURE_MAX: usize = PAYLOAD_CAPTURE_MAX;
+
+/// Record kinds, the first `u32` of every ring buffer record.
+pub const EVENT_CONNECT: u32 = 1;
+pub const EVENT_PAYLOAD: u32 = 2;
+pub const EVENT_DNS: u32 = 3;
+
+/// Slots of the per-CPU drop counter: one per record kind that can be lost
+/// when the ring buffer is full.
+pub const DROP_CONNECT: u32 = 0;
+pub const DROP_PAYLOAD: u32 = 1;
+pub const DROP_DNS: u32 = 2;
+pub const DROP_SLOTS: u32 = 3;
+
+pub const AF_INET: u16 = 2;
+pub const AF_INET6: u16 = 10;
+pub const IPPROTO_TCP: u8 = 6;
+pub const IPPROTO_UDP: u8 = 17;
+
+pub const COMM_LEN: usize = 16;
+
+/// One `connect()` by a process in the watched cgroup tree.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectEvent {
+    pub kind: u32,
+    /// `AF_INET` or `AF_INET6`; an IPv4-mapped IPv6 address arrives as `AF_INET6`.
+    pub family: u16,
+    pub protocol: u8,
+    pub _pad0: u8,
+    /// `bpf_ktime_get_ns()`: monotonic, nanoseconds since boot.
+    pub ts_ns: u64,
+    /// The kernel's socket cookie: joins this record with payload and
+    /// lifecycle records of the same socket.
+    pub cookie: u64,
+    pub cgroup_id: u64,
+    pub tgid: u32,
+    pub pid: u32,
+    pub uid: u32,
+    /// Destination port, host byte order.
+    pub dport: u16,
+    pub _pad1: u16,
+    /// Destination address in network byte order: IPv4 in the first 4 bytes,
+    /// IPv6 in all 16.
+    pub daddr: [u8; 16],
+    pub comm: [u8; COMM_LEN],
+}
+
+/// The first bytes a client sent on a connection (`EVENT_PAYLOAD`), or a DNS
+/// response a workload received (`EVENT_DNS`).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct PayloadEvent {
+    pub kind: u32,
+    /// Valid bytes in `data`.
+    pub len: u32,
+    pub ts_ns: u64,
+    pub cookie: u64,
+    pub cgroup_id: u64,
+    /// Where `data` starts in the connection's byte stream (0 for the first
+    /// segment): lets userspace reassemble a message split over segments.
+    pub offset: u32,
+    /// Payload bytes the packet carried, of which `len` were copied.
+    pub total: u32,
+    pub data: [u8; PAYLOAD_CAPTURE_MAX],
+}
+
+/// Bytes of a `PayloadEvent` before `data`.
+pub const PAYLOAD_HEADER_LEN: usize = core::mem::size_of::<PayloadEvent>() - PAYLOAD_CAPTURE_MAX;
+
+/// Kernel-side capture progress of one connection (LRU map value).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CaptureState {
+    /// TCP sequence number of the first payload byte.
+    pub first_seq: u32,
+    /// Stop once the stream has this many bytes (0 until the first segment).
+    pub expected: u32,
+    pub segments: u32,
+    pub _pad: u32,
+}
+
+#[cfg(feature = "user")]
+mod user {
+    // SAFETY: plain-old-data records with explicit padding and no pointers.
+    unsafe impl aya::Pod for super::CaptureState {}
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+
+    #[test]
+    fn record_layouts_are_stable_and_eight_byte_aligned() {
+        assert_eq!(core::mem::size_of::<ConnectEvent>(), 80);
+        assert_eq!(core::mem::align_of::<ConnectEvent>(), 8);
+        assert_eq!(PAYLOAD_HEADER_LEN, 40);
+        assert_eq!(core::mem::size_of::<PayloadEvent>() % 8, 0);
+    }
+}

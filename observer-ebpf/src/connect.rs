@@ -1,0 +1,76 @@
+//! `connect()` on TCP sockets: one record per connection attempt.
+use aya_ebpf::{
+    EbpfContext as _,
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
+        generated::{bpf_get_current_cgroup_id, bpf_get_socket_cookie, bpf_ktime_get_ns},
+    },
+    programs::SockAddrContext,
+};
+use aya_log_ebpf::debug;
+use core::ptr::{addr_of, read_volatile};
+use observer_common::{
+    AF_INET, COMM_LEN, CaptureState, ConnectEvent, DROP_CONNECT, EVENT_CONNECT, IPPROTO_TCP,
+};
+
+use crate::maps::{CAPTURE, EVENTS, OWN_TGID, count_drop};
+
+const SOCK_STREAM: u32 = 1;
+
+pub fn try_connect(ctx: &SockAddrContext, family: u16) -> Result<(), i64> {
+    // SAFETY: the kernel hands every sock_addr program a valid context.
+    let sa = unsafe { &*ctx.sock_addr };
+    // Context fields must be read one aligned u32 at a time (the verifier
+    // rejects merged loads), hence the volatile reads.
+    let sock_type = unsafe { read_volatile(addr_of!(sa.type_)) };
+    if sock_type != SOCK_STREAM {
+        return Ok(());
+    }
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tgid = (pid_tgid >> 32) as u32;
+    if tgid == OWN_TGID.load() {
+        return Ok(());
+    }
+    // SAFETY: helper calls on the program's own context.
+    let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
+    // Ask the egress program for this connection's first bytes. A full LRU
+    // map evicts the oldest waiting connection; nothing blocks.
+    let _ = CAPTURE.insert(cookie, CaptureState::default(), 0);
+
+    let mut daddr = [0u8; 16];
+    if family == AF_INET {
+        let ip4 = unsafe { read_volatile(addr_of!(sa.user_ip4)) };
+        daddr[..4].copy_from_slice(&ip4.to_ne_bytes());
+    } else {
+        for i in 0..4 {
+            let word = unsafe { read_volatile(addr_of!(sa.user_ip6[i])) };
+            daddr[i * 4..i * 4 + 4].copy_from_slice(&word.to_ne_bytes());
+        }
+    }
+    let user_port = unsafe { read_volatile(addr_of!(sa.user_port)) };
+    let dport = u16::from_be(user_port as u16);
+
+    let Some(mut entry) = EVENTS.reserve::<ConnectEvent>(0) else {
+        count_drop(DROP_CONNECT);
+        return Ok(());
+    };
+    entry.write(ConnectEvent {
+        kind: EVENT_CONNECT,
+        family,
+        protocol: IPPROTO_TCP,
+        _pad0: 0,
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+        cookie,
+        cgroup_id: unsafe { bpf_get_current_cgroup_id() },
+        tgid,
+        pid: pid_tgid as u32,
+        uid: bpf_get_current_uid_gid() as u32,
+        dport,
+        _pad1: 0,
+        daddr,
+        comm: bpf_get_current_comm().unwrap_or([0u8; COMM_LEN]),
+    });
+    entry.submit(0);
+    debug!(ctx, "connect tgid={} port={}", tgid, dport);
+    Ok(())
+}

@@ -1,0 +1,56 @@
+//! gatewatch's kernel programs. They observe and never decide: every program
+//! allows the operation it sees, copies a bounded record into the ring buffer
+//! and returns. Names, classification and counting happen in userspace.
+#![no_std]
+#![no_main]
+
+mod connect;
+mod dns;
+mod maps;
+mod net;
+mod payload;
+
+use aya_ebpf::{
+    macros::{cgroup_skb, cgroup_sock_addr},
+    programs::{SkBuffContext, SockAddrContext},
+};
+use observer_common::{AF_INET, AF_INET6};
+
+/// Return value of cgroup programs that lets the packet or call through.
+const ALLOW: i32 = 1;
+
+#[cgroup_sock_addr(connect4)]
+pub fn connect4(ctx: SockAddrContext) -> i32 {
+    let _ = connect::try_connect(&ctx, AF_INET);
+    ALLOW
+}
+
+#[cgroup_sock_addr(connect6)]
+pub fn connect6(ctx: SockAddrContext) -> i32 {
+    let _ = connect::try_connect(&ctx, AF_INET6);
+    ALLOW
+}
+
+/// First payload bytes of connections seen by `connect*`, for TLS SNI and HTTP Host.
+#[cgroup_skb(egress)]
+pub fn egress(ctx: SkBuffContext) -> i32 {
+    let _ = payload::try_egress(&ctx);
+    ALLOW
+}
+
+/// DNS responses received by workloads, for names of destination IPs.
+#[cgroup_skb(ingress)]
+pub fn ingress(ctx: SkBuffContext) -> i32 {
+    let _ = dns::try_ingress(&ctx);
+    ALLOW
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

@@ -1,0 +1,33 @@
+//! Maps and load-time globals shared by the programs.
+use aya_ebpf::{
+    Global,
+    macros::map,
+    maps::{LruHashMap, PerCpuArray, RingBuf},
+};
+use observer_common::{CAPTURE_FLOWS_MAX, CaptureState, DROP_SLOTS, RING_BUF_BYTES};
+
+/// Every record for userspace, in arrival order.
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(RING_BUF_BYTES, 0);
+
+/// Records lost because `EVENTS` was full, per CPU and per record kind.
+#[map]
+pub static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(DROP_SLOTS, 0);
+
+/// Connections whose first payload bytes are still wanted, by socket cookie.
+#[map]
+pub static CAPTURE: LruHashMap<u64, CaptureState> =
+    LruHashMap::with_max_entries(CAPTURE_FLOWS_MAX, 0);
+
+/// The agent's own process id: its connections are not observed.
+#[unsafe(no_mangle)]
+pub static OWN_TGID: Global<u32> = Global::new(0);
+
+/// Counts one record lost in slot `slot`. Never blocks, never retries.
+#[inline(always)]
+pub fn count_drop(slot: u32) {
+    if let Some(counter) = DROPS.get_ptr_mut(slot) {
+        // SAFETY: per-CPU slot, so no other writer runs concurrently.
+        unsafe { *counter += 1 };
+    }
+}

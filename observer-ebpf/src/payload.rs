@@ -1,0 +1,148 @@
+//! Egress: the first bytes each watched TCP connection sends (a TLS
+//! ClientHello or an HTTP request head), reassembled in userspace from at
+//! most `PAYLOAD_SEGMENTS_MAX` segments. Connections that are done, or were
+//! never watched, leave after one map lookup.
+use aya_ebpf::{
+    EbpfContext as _,
+    helpers::generated::{bpf_get_socket_cookie, bpf_ktime_get_ns, bpf_skb_load_bytes},
+    programs::SkBuffContext,
+};
+use observer_common::{
+    DROP_PAYLOAD, EVENT_PAYLOAD, IPPROTO_TCP, PAYLOAD_CAPTURE_MAX, PAYLOAD_SEGMENTS_MAX,
+    PayloadEvent,
+};
+
+use crate::{
+    maps::{CAPTURE, EVENTS, count_drop},
+    net::l4_offset,
+};
+
+const TLS_HANDSHAKE: u8 = 0x16;
+const TLS_MAJOR: u8 = 0x03;
+const TLS_RECORD_HEADER: u32 = 5;
+const CAPTURE_MAX: u32 = PAYLOAD_CAPTURE_MAX as u32;
+const _: () = assert!(
+    CAPTURE_MAX.is_power_of_two(),
+    "the length mask needs a power of two"
+);
+
+pub fn try_egress(ctx: &SkBuffContext) -> Result<(), i64> {
+    // SAFETY: helper call on the program's own context.
+    let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
+    let Some(state) = CAPTURE.get_ptr_mut(cookie) else {
+        return Ok(());
+    };
+    // SAFETY: map values stay valid for the program run; the socket lock
+    // serialises egress of one connection.
+    let state = unsafe { &mut *state };
+
+    let l4 = l4_offset(ctx, IPPROTO_TCP).ok_or(0)?;
+    let seq = u32::from_be(ctx.load::<u32>(l4 + 4)?);
+    let doff: u8 = ctx.load(l4 + 12)?;
+    let payload_off = l4 + ((doff >> 4) as usize) * 4;
+    let total = ctx.len().saturating_sub(payload_off as u32);
+    if total == 0 {
+        return Ok(()); // SYN, pure ACK
+    }
+
+    let offset = if state.segments == 0 {
+        state.first_seq = seq;
+        state.expected = expected_len(ctx, payload_off, total);
+        0
+    } else {
+        seq.wrapping_sub(state.first_seq)
+    };
+    if offset >= CAPTURE_MAX {
+        let _ = CAPTURE.remove(cookie);
+        return Ok(());
+    }
+    state.segments += 1;
+    let end = offset.saturating_add(total);
+    if end >= state.expected || state.segments >= PAYLOAD_SEGMENTS_MAX {
+        let _ = CAPTURE.remove(cookie);
+    }
+    emit(
+        ctx,
+        EVENT_PAYLOAD,
+        cookie,
+        0,
+        offset,
+        payload_off,
+        total,
+        DROP_PAYLOAD,
+    );
+    Ok(())
+}
+
+/// How many stream bytes naming needs: a whole TLS record when the stream
+/// starts with a handshake record, otherwise just this first segment.
+#[inline(always)]
+fn expected_len(ctx: &SkBuffContext, payload_off: usize, total: u32) -> u32 {
+    if total >= TLS_RECORD_HEADER {
+        if let Ok(head) = ctx.load::<[u8; 5]>(payload_off) {
+            if head[0] == TLS_HANDSHAKE && head[1] == TLS_MAJOR {
+                let record = u16::from_be_bytes([head[3], head[4]]) as u32;
+                return (record + TLS_RECORD_HEADER).min(CAPTURE_MAX);
+            }
+        }
+    }
+    total.min(CAPTURE_MAX)
+}
+
+/// Copies up to `PAYLOAD_CAPTURE_MAX` bytes from `payload_off` into a ring
+/// record, or counts a drop when the ring is full.
+#[inline(always)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "flat helper keeps the verifier's view simple"
+)]
+pub fn emit(
+    ctx: &SkBuffContext,
+    kind: u32,
+    cookie: u64,
+    cgroup_id: u64,
+    offset: u32,
+    payload_off: usize,
+    total: u32,
+    drop_slot: u32,
+) {
+    let Some(mut entry) = EVENTS.reserve::<PayloadEvent>(0) else {
+        count_drop(drop_slot);
+        return;
+    };
+    let event = entry.as_mut_ptr();
+    if total == 0 {
+        entry.discard(0);
+        return;
+    }
+    // The verifier must see 1..=CAPTURE_MAX in the register passed to the
+    // helper. LLVM knows `total != 0` and folds any check away, so the value
+    // is laundered through the stack and then masked: the mask gives the
+    // verifier both bounds and is the identity on 1..=CAPTURE_MAX.
+    let clamped = total.min(CAPTURE_MAX);
+    // SAFETY: volatile read of a local.
+    let clamped = unsafe { core::ptr::read_volatile(&clamped) };
+    let len = (clamped.wrapping_sub(1) & (CAPTURE_MAX - 1)) + 1;
+    // SAFETY: `event` points at a reserved record of the right size, and
+    // `len` is in 1..=PAYLOAD_CAPTURE_MAX, the size of `data`.
+    unsafe {
+        let ret = bpf_skb_load_bytes(
+            ctx.as_ptr(),
+            payload_off as u32,
+            (*event).data.as_mut_ptr().cast(),
+            len,
+        );
+        if ret != 0 {
+            entry.discard(0);
+            return;
+        }
+        (*event).kind = kind;
+        (*event).len = len;
+        (*event).ts_ns = bpf_ktime_get_ns();
+        (*event).cookie = cookie;
+        (*event).cgroup_id = cgroup_id;
+        (*event).offset = offset;
+        (*event).total = total;
+    }
+    entry.submit(0);
+}

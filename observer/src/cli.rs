@@ -1,0 +1,293 @@
+//! Command line: `gatewatch run | check-config | classify | catalog | version`.
+use std::{path::PathBuf, process::ExitCode};
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+
+use crate::{
+    catalog::Catalog,
+    classify::Classifier,
+    config::{Config, FileConfig, Overrides},
+};
+
+#[derive(Debug, Parser)]
+#[command(name = "gatewatch", version, about = "Which workloads call LLM providers directly, bypassing the AI gateway.", long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Attach to the node's cgroup v2 tree and export metrics (needs root or CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN).
+    ///
+    /// Example: gatewatch run --gateway corp=contoso-apim.azure-api.net --provider openai=10.0.0.0/8:443
+    Run(RunArgs),
+    /// Validate a config file; exits non-zero naming the bad field.
+    ///
+    /// Example: gatewatch check-config /etc/gatewatch/config.toml
+    CheckConfig {
+        /// TOML config file.
+        file: PathBuf,
+    },
+    /// Show how a destination would be classified, and the rule that decided.
+    ///
+    /// Example: gatewatch classify api.openai.com:443
+    Classify(ClassifyArgs),
+    /// List the built-in catalogue of providers, gateways and agent platforms.
+    Catalog {
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print version and commit.
+    Version,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// TOML config file (see README: Configuration).
+    #[arg(long, env = "GATEWATCH_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// An AI gateway: [NAME=]PATTERN, PATTERN = host, *.suffix, IP or CIDR, optionally :PORT. Repeatable.
+    #[arg(long = "gateway", env = "GATEWATCH_GATEWAY", value_delimiter = ',')]
+    pub gateways: Vec<String>,
+    /// A model provider endpoint: NAME=PATTERN (as for --gateway). Repeatable.
+    #[arg(long = "provider", env = "GATEWATCH_PROVIDER", value_delimiter = ',')]
+    pub providers: Vec<String>,
+    /// Count catalogue gateways (e.g. *.azure-api.net, gateway.ai.cloudflare.com) as route=gateway.
+    #[arg(long, env = "GATEWATCH_CATALOG_GATEWAYS")]
+    pub catalog_gateways: bool,
+}
+
+impl ConfigArgs {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            gateways: self.gateways.clone(),
+            providers: self.providers.clone(),
+            catalog_gateways: self.catalog_gateways,
+            ..Default::default()
+        }
+    }
+
+    fn file(&self) -> anyhow::Result<FileConfig> {
+        match &self.config {
+            Some(path) => Ok(FileConfig::load(path)?),
+            None => Ok(FileConfig::default()),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Address of the HTTP server for /metrics, /healthz, /readyz and /api/v1 [default: 0.0.0.0:9464].
+    #[arg(long, env = "GATEWATCH_METRICS_ADDR")]
+    pub metrics_addr: Option<String>,
+    /// cgroup v2 directory to attach to [default: the cgroup v2 mount, found in /proc/self/mountinfo].
+    #[arg(long, env = "GATEWATCH_CGROUP")]
+    pub cgroup: Option<PathBuf>,
+    /// Milliseconds a new connection waits for its TLS SNI or HTTP Host before it is counted [default: 250].
+    #[arg(long, env = "GATEWATCH_NAME_WAIT_MS")]
+    pub name_wait_ms: Option<u64>,
+    /// Record the endpoint of route=other connections too (one series per destination: high cardinality).
+    #[arg(long, env = "GATEWATCH_RECORD_OTHER_ENDPOINTS")]
+    pub record_other_endpoints: bool,
+    /// Size of the kernel event ring buffer in bytes, a power of two [default: 8388608].
+    #[arg(long, env = "GATEWATCH_RING_BYTES")]
+    pub ring_bytes: Option<u32>,
+    /// Distinct values kept per capped label (endpoint, process) before folding into _other [default: 1000].
+    #[arg(long, env = "GATEWATCH_LABEL_CAP")]
+    pub label_cap: Option<usize>,
+    /// Log level: error, warn, info, debug, trace.
+    #[arg(long, env = "GATEWATCH_LOG_LEVEL", default_value = "info")]
+    pub log_level: log::LevelFilter,
+    /// Also forward the kernel programs' debug log lines (costly; for debugging).
+    #[arg(long, env = "GATEWATCH_EBPF_DEBUG")]
+    pub ebpf_debug: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ClassifyArgs {
+    /// HOST[:PORT], IP[:PORT] or [IPv6]:PORT; the port defaults to 443.
+    pub target: String,
+    /// Classify as a connection made by a gateway workload.
+    #[arg(long)]
+    pub from_gateway: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("gatewatch: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run(args) => {
+            env_logger::Builder::new()
+                .filter_level(args.log_level)
+                .format_target(false)
+                .init();
+            let cfg = run_config(&args)?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            rt.block_on(crate::run::run(cfg, args.ebpf_debug))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CheckConfig { file } => {
+            let cfg = Config::build(FileConfig::load(&file)?, Overrides::default())?;
+            println!(
+                "{}: ok ({} rules, {} ignored catalogue patterns, metrics on {})",
+                file.display(),
+                cfg.rules.len(),
+                cfg.ignore.len(),
+                cfg.metrics_addr
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Classify(args) => classify(&args),
+        Command::Catalog { json } => {
+            print_catalog(Catalog::builtin(), json);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Version => {
+            println!("gatewatch {} ({})", crate::VERSION, crate::GIT_SHA);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn run_config(args: &RunArgs) -> anyhow::Result<Config> {
+    let mut overrides = args.config.overrides();
+    overrides.metrics_addr = args.metrics_addr.clone();
+    overrides.cgroup = args.cgroup.clone();
+    overrides.name_wait_ms = args.name_wait_ms;
+    overrides.record_other_endpoints = args.record_other_endpoints;
+    overrides.ring_bytes = args.ring_bytes;
+    overrides.label_cap = args.label_cap;
+    Ok(Config::build(args.config.file()?, overrides)?)
+}
+
+/// Splits `HOST[:PORT]`, `IP[:PORT]` or `[IPv6]:PORT`; port 443 by default.
+pub fn split_target(target: &str) -> anyhow::Result<(String, u16)> {
+    const DEFAULT_PORT: u16 = 443;
+    if let Some(rest) = target.strip_prefix('[') {
+        let (host, port) = rest.split_once("]:").context("expected [IPv6]:PORT")?;
+        return Ok((host.to_owned(), port.parse().context("bad port")?));
+    }
+    if target.parse::<std::net::Ipv6Addr>().is_ok() {
+        return Ok((target.to_owned(), DEFAULT_PORT));
+    }
+    match target.rsplit_once(':') {
+        Some((host, port)) => Ok((
+            host.to_owned(),
+            port.parse().with_context(|| format!("bad port {port:?}"))?,
+        )),
+        None => Ok((target.to_owned(), DEFAULT_PORT)),
+    }
+}
+
+fn classify(args: &ClassifyArgs) -> anyhow::Result<ExitCode> {
+    let cfg = Config::build(args.config.file()?, args.config.overrides())?;
+    let classifier = Classifier::new(
+        cfg.rules,
+        Catalog::builtin().clone(),
+        cfg.ignore,
+        cfg.catalog_gateways,
+    );
+    let (host, port) = split_target(&args.target)?;
+    let (name, addr) = match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => (None, ip),
+        Err(_) => (Some(host.as_str()), std::net::IpAddr::from([0, 0, 0, 0])),
+    };
+    let verdict = classifier.classify(name, addr, port, args.from_gateway);
+    if args.json {
+        println!("{}", serde_json::to_string(&verdict)?);
+    } else {
+        println!("route:    {}", verdict.route);
+        println!(
+            "provider: {}",
+            if verdict.provider.is_empty() {
+                "-"
+            } else {
+                &verdict.provider
+            }
+        );
+        println!("kind:     {}", verdict.kind.map_or("-", |k| k.as_str()));
+        match &verdict.matched {
+            Some(m) => println!("matched:  {} {} ({})", m.source, m.pattern, m.origin),
+            None => println!("matched:  nothing (not AI traffic as far as gatewatch knows)"),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_catalog(catalog: &Catalog, json: bool) {
+    if !json {
+        println!(
+            "catalogue {} ({} entries)",
+            catalog.version,
+            catalog.entries().len()
+        );
+        println!("{:<16} {:<24} {:<5} PATTERNS", "KIND", "PROVIDER", "CERT");
+    }
+    for e in catalog.entries() {
+        let patterns: Vec<String> = e.patterns.iter().map(|p| p.to_string()).collect();
+        if json {
+            let row = serde_json::json!({
+                "kind": e.kind, "provider": e.provider, "certainty": format!("{:?}", e.certainty),
+                "patterns": patterns, "ports": e.ports, "source": e.source, "note": e.note,
+            });
+            println!("{row}");
+        } else {
+            println!(
+                "{:<16} {:<24} {:<5} {}",
+                e.kind.as_str(),
+                e.provider,
+                format!("{:?}", e.certainty),
+                patterns.join(" ")
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn targets_split_into_host_and_port() {
+        assert_eq!(
+            split_target("api.openai.com").unwrap(),
+            ("api.openai.com".into(), 443)
+        );
+        assert_eq!(
+            split_target("10.0.0.1:4000").unwrap(),
+            ("10.0.0.1".into(), 4000)
+        );
+        assert_eq!(split_target("[::1]:8443").unwrap(), ("::1".into(), 8443));
+        assert_eq!(split_target("::1").unwrap(), ("::1".into(), 443));
+        assert!(split_target("host:http").is_err());
+    }
+}

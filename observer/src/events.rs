@@ -1,0 +1,291 @@
+//! Ring buffer records → typed events. A record of the wrong size or an
+//! unknown kind is an error value (counted by the caller), never a panic.
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use bytes::Bytes;
+use observer_common as common;
+
+/// A `connect()` by a watched process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectEvent {
+    pub ts_ns: u64,
+    pub cookie: u64,
+    pub cgroup_id: u64,
+    pub tgid: u32,
+    pub pid: u32,
+    pub uid: u32,
+    pub protocol: u8,
+    /// IPv4-mapped IPv6 destinations are reported as IPv4.
+    pub dst: SocketAddr,
+    pub comm: String,
+}
+
+/// Bytes copied by the kernel: the start of a connection's outbound stream
+/// or a DNS response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk {
+    pub ts_ns: u64,
+    pub cookie: u64,
+    pub cgroup_id: u64,
+    /// Position of `data` in the stream.
+    pub offset: u32,
+    /// Bytes the packet carried (`data` may be a prefix).
+    pub total: u32,
+    pub data: Bytes,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Connect(ConnectEvent),
+    Payload(Chunk),
+    Dns(Chunk),
+}
+
+impl Event {
+    /// The `kind` label of `gatewatch_events_total`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Connect(_) => "connect",
+            Event::Payload(_) => "payload",
+            Event::Dns(_) => "dns",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("record of {0} bytes is too short for a kind")]
+    Short(usize),
+    #[error("record kind {kind} has {len} bytes, expected {want}")]
+    Size { kind: u32, len: usize, want: usize },
+    #[error("unknown record kind {0}")]
+    UnknownKind(u32),
+    #[error("unknown address family {0}")]
+    Family(u16),
+    #[error("payload length {len} exceeds the {max}-byte capture buffer")]
+    PayloadLen { len: u32, max: usize },
+}
+
+/// Decodes one ring buffer record.
+pub fn decode(record: &[u8]) -> Result<Event, DecodeError> {
+    let kind_bytes: [u8; 4] = record
+        .get(..4)
+        .and_then(|b| b.try_into().ok())
+        .ok_or(DecodeError::Short(record.len()))?;
+    match u32::from_ne_bytes(kind_bytes) {
+        common::EVENT_CONNECT => {
+            let raw: common::ConnectEvent = read_exact(record, common::EVENT_CONNECT)?;
+            Ok(Event::Connect(connect_from_raw(&raw)?))
+        }
+        kind @ (common::EVENT_PAYLOAD | common::EVENT_DNS) => {
+            let chunk = chunk_from_record(record, kind)?;
+            Ok(if kind == common::EVENT_PAYLOAD {
+                Event::Payload(chunk)
+            } else {
+                Event::Dns(chunk)
+            })
+        }
+        other => Err(DecodeError::UnknownKind(other)),
+    }
+}
+
+fn read_exact<T: Copy>(record: &[u8], kind: u32) -> Result<T, DecodeError> {
+    let want = size_of::<T>();
+    if record.len() != want {
+        return Err(DecodeError::Size {
+            kind,
+            len: record.len(),
+            want,
+        });
+    }
+    // SAFETY: length checked; T is a plain `repr(C)` record of integers and
+    // byte arrays, valid for any bit pattern; unaligned read.
+    Ok(unsafe { std::ptr::read_unaligned(record.as_ptr().cast::<T>()) })
+}
+
+fn connect_from_raw(raw: &common::ConnectEvent) -> Result<ConnectEvent, DecodeError> {
+    let ip = match raw.family {
+        common::AF_INET => IpAddr::V4(Ipv4Addr::new(
+            raw.daddr[0],
+            raw.daddr[1],
+            raw.daddr[2],
+            raw.daddr[3],
+        )),
+        common::AF_INET6 => IpAddr::V6(Ipv6Addr::from(raw.daddr)).to_canonical(),
+        other => return Err(DecodeError::Family(other)),
+    };
+    let comm_len = raw
+        .comm
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(raw.comm.len());
+    Ok(ConnectEvent {
+        ts_ns: raw.ts_ns,
+        cookie: raw.cookie,
+        cgroup_id: raw.cgroup_id,
+        tgid: raw.tgid,
+        pid: raw.pid,
+        uid: raw.uid,
+        protocol: raw.protocol,
+        dst: SocketAddr::new(ip, raw.dport),
+        comm: String::from_utf8_lossy(&raw.comm[..comm_len]).into_owned(),
+    })
+}
+
+fn chunk_from_record(record: &[u8], kind: u32) -> Result<Chunk, DecodeError> {
+    let want = size_of::<common::PayloadEvent>();
+    if record.len() != want {
+        return Err(DecodeError::Size {
+            kind,
+            len: record.len(),
+            want,
+        });
+    }
+    let field = |at: usize, n: usize| &record[at..at + n];
+    let u32_at = |at| u32::from_ne_bytes(field(at, 4).try_into().expect("4 bytes"));
+    let u64_at = |at| u64::from_ne_bytes(field(at, 8).try_into().expect("8 bytes"));
+    // Offsets of `common::PayloadEvent` fields (checked by a test below).
+    let len = u32_at(4);
+    if len as usize > common::PAYLOAD_CAPTURE_MAX {
+        return Err(DecodeError::PayloadLen {
+            len,
+            max: common::PAYLOAD_CAPTURE_MAX,
+        });
+    }
+    let data_at = common::PAYLOAD_HEADER_LEN;
+    Ok(Chunk {
+        ts_ns: u64_at(8),
+        cookie: u64_at(16),
+        cgroup_id: u64_at(24),
+        offset: u32_at(32),
+        total: u32_at(36),
+        data: Bytes::copy_from_slice(field(data_at, len as usize)),
+    })
+}
+
+/// Encodes records as the kernel does: for tests, benchmarks and fuzzing.
+pub mod encode {
+    use observer_common as common;
+
+    fn as_bytes<T>(value: &T) -> Vec<u8> {
+        // SAFETY: reading the bytes of a plain `repr(C)` value.
+        unsafe { std::slice::from_raw_parts((value as *const T).cast::<u8>(), size_of::<T>()) }
+            .to_vec()
+    }
+
+    pub fn connect(raw: &common::ConnectEvent) -> Vec<u8> {
+        as_bytes(raw)
+    }
+
+    pub fn chunk(kind: u32, cookie: u64, cgroup_id: u64, offset: u32, data: &[u8]) -> Vec<u8> {
+        let len = data.len().min(common::PAYLOAD_CAPTURE_MAX);
+        let mut event = common::PayloadEvent {
+            kind,
+            len: len as u32,
+            ts_ns: 1,
+            cookie,
+            cgroup_id,
+            offset,
+            total: data.len() as u32,
+            data: [0; common::PAYLOAD_CAPTURE_MAX],
+        };
+        event.data[..len].copy_from_slice(&data[..len]);
+        as_bytes(&event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::mem::offset_of;
+
+    fn raw_connect(family: u16, daddr: [u8; 16], port: u16) -> common::ConnectEvent {
+        let mut comm = [0u8; 16];
+        comm[..4].copy_from_slice(b"curl");
+        common::ConnectEvent {
+            kind: common::EVENT_CONNECT,
+            family,
+            protocol: common::IPPROTO_TCP,
+            _pad0: 0,
+            ts_ns: 7,
+            cookie: 42,
+            cgroup_id: 9,
+            tgid: 100,
+            pid: 101,
+            uid: 0,
+            dport: port,
+            _pad1: 0,
+            daddr,
+            comm,
+        }
+    }
+
+    #[test]
+    fn payload_field_offsets_match_the_shared_record() {
+        assert_eq!(offset_of!(common::PayloadEvent, len), 4);
+        assert_eq!(offset_of!(common::PayloadEvent, ts_ns), 8);
+        assert_eq!(offset_of!(common::PayloadEvent, cookie), 16);
+        assert_eq!(offset_of!(common::PayloadEvent, cgroup_id), 24);
+        assert_eq!(offset_of!(common::PayloadEvent, offset), 32);
+        assert_eq!(offset_of!(common::PayloadEvent, total), 36);
+        assert_eq!(
+            offset_of!(common::PayloadEvent, data),
+            common::PAYLOAD_HEADER_LEN
+        );
+    }
+
+    #[test]
+    fn decodes_ipv4_connect() {
+        let mut addr = [0u8; 16];
+        addr[..4].copy_from_slice(&[127, 0, 0, 2]);
+        let ev =
+            decode(&encode::connect(&raw_connect(common::AF_INET, addr, 443))).expect("decodes");
+        let Event::Connect(c) = ev else {
+            panic!("expected a connect event")
+        };
+        assert_eq!(c.dst, "127.0.0.2:443".parse().unwrap());
+        assert_eq!((c.comm.as_str(), c.cookie, c.tgid), ("curl", 42, 100));
+    }
+
+    #[test]
+    fn ipv4_mapped_ipv6_connect_is_reported_as_ipv4() {
+        let v6: Ipv6Addr = "::ffff:127.0.0.2".parse().unwrap();
+        let ev = decode(&encode::connect(&raw_connect(
+            common::AF_INET6,
+            v6.octets(),
+            443,
+        )))
+        .unwrap();
+        let Event::Connect(c) = ev else {
+            panic!("expected a connect event")
+        };
+        assert_eq!(c.dst, "127.0.0.2:443".parse().unwrap());
+    }
+
+    #[test]
+    fn decodes_payload_and_dns_chunks() {
+        let rec = encode::chunk(common::EVENT_PAYLOAD, 5, 6, 0, b"GET / HTTP/1.1\r\n");
+        let Event::Payload(c) = decode(&rec).unwrap() else {
+            panic!("expected payload")
+        };
+        assert_eq!(
+            (&c.data[..], c.cookie, c.cgroup_id),
+            (&b"GET / HTTP/1.1\r\n"[..], 5, 6)
+        );
+        let rec = encode::chunk(common::EVENT_DNS, 5, 6, 0, b"\x00\x01");
+        assert!(matches!(decode(&rec), Ok(Event::Dns(_))));
+    }
+
+    #[test]
+    fn malformed_records_are_errors_not_panics() {
+        assert_eq!(decode(&[]), Err(DecodeError::Short(0)));
+        assert_eq!(decode(&[9, 0, 0, 0, 1]), Err(DecodeError::UnknownKind(9)));
+        let rec = encode::connect(&raw_connect(common::AF_INET, [0; 16], 1));
+        assert!(matches!(decode(&rec[..40]), Err(DecodeError::Size { .. })));
+        let bad_family = encode::connect(&raw_connect(99, [0; 16], 1));
+        assert_eq!(decode(&bad_family), Err(DecodeError::Family(99)));
+        let mut rec = encode::chunk(common::EVENT_PAYLOAD, 1, 1, 0, b"x");
+        rec[4..8].copy_from_slice(&u32::MAX.to_ne_bytes());
+        assert!(matches!(decode(&rec), Err(DecodeError::PayloadLen { .. })));
+    }
+}

@@ -1,0 +1,379 @@
+//! Loads the embedded kernel programs and attaches them to the cgroup v2
+//! tree. Attachments are bpf links owned by this process: they go away when
+//! it exits, however it exits, so a crash never leaves a program behind.
+use std::{
+    fs::File,
+    path::{Path, PathBuf},
+};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{MapData, PerCpuArray, RingBuf},
+    programs::{CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, ProgramError},
+};
+use observer_common::{DROP_SLOTS, PAYLOAD_SEGMENTS_MAX};
+
+/// The kernel programs, built by build.rs and embedded so the binary alone deploys.
+static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/observer"));
+
+const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+/// Lines of the verifier log shown when the kernel refuses a program.
+const VERIFIER_LOG_TAIL: usize = 25;
+
+/// On kernels with bpf links (5.7+) aya attaches through a link, which the
+/// kernel always adds alongside other programs on the cgroup (it rejects
+/// explicit flags there), so gatewatch coexists with Cilium and friends.
+const ATTACH_MODE: CgroupAttachMode = CgroupAttachMode::Single;
+
+/// Programs by ELF name, in attach order.
+pub const PROGRAMS: [&str; 4] = ["connect4", "connect6", "egress", "ingress"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(
+        "no cgroup v2 mount found in /proc/self/mountinfo: mount one (mount -t cgroup2 none /sys/fs/cgroup) or pass --cgroup PATH"
+    )]
+    NoCgroup2,
+    #[error(
+        "cannot open cgroup {path}: {source}; pass an existing cgroup v2 directory with --cgroup"
+    )]
+    OpenCgroup {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{0} is not a cgroup v2 directory; pass the cgroup v2 mount (e.g. /sys/fs/cgroup or /sys/fs/cgroup/unified) with --cgroup"
+    )]
+    NotCgroup2(PathBuf),
+    #[error(
+        "missing capabilities {missing}: run as root, or grant CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN"
+    )]
+    Capabilities { missing: String },
+    #[error(
+        "not permitted to {action} ({source}): run as root, or grant CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN"
+    )]
+    Permission {
+        action: String,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("the kernel refused program {program}: {error}\nverifier log (last lines):\n{log}")]
+    Verifier {
+        program: String,
+        error: String,
+        log: String,
+    },
+    #[error("{action} failed: {source}")]
+    Other {
+        action: String,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+fn classify_err(
+    action: impl Into<String>,
+    err: impl std::error::Error + Send + Sync + 'static,
+) -> LoadError {
+    let action = action.into();
+    let text = format!("{err:?}");
+    if text.contains("PermissionDenied") || text.contains("Operation not permitted") {
+        LoadError::Permission {
+            action,
+            source: Box::new(err),
+        }
+    } else {
+        LoadError::Other {
+            action,
+            source: Box::new(err),
+        }
+    }
+}
+
+/// Finds the cgroup v2 mount: `/sys/fs/cgroup` when it is v2 (unified),
+/// else `/sys/fs/cgroup/unified` (hybrid), else the first cgroup2 mount.
+pub fn find_cgroup2_root(mountinfo: &str) -> Option<PathBuf> {
+    let mounts: Vec<&str> = mountinfo
+        .lines()
+        .filter_map(|line| {
+            let (pre, post) = line.split_once(" - ")?;
+            let fstype = post.split_whitespace().next()?;
+            let mount_point = pre.split_whitespace().nth(4)?;
+            (fstype == "cgroup2").then_some(mount_point)
+        })
+        .collect();
+    ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
+        .into_iter()
+        .find(|p| mounts.contains(p))
+        .or_else(|| mounts.first().copied())
+        .map(PathBuf::from)
+}
+
+fn is_cgroup2(path: &Path) -> std::io::Result<bool> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    // SAFETY: statfs fills a zeroed struct from a valid C string path.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c_path.as_ptr(), &mut st) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(st.f_type as i64 == CGROUP2_SUPER_MAGIC)
+}
+
+/// Capabilities the programs need, by bit number in `CapEff`.
+const REQUIRED_CAPS: [(u32, &str); 3] =
+    [(39, "CAP_BPF"), (38, "CAP_PERFMON"), (12, "CAP_NET_ADMIN")];
+const CAP_SYS_ADMIN: u32 = 21;
+
+/// Names the required capabilities missing from a `/proc/self/status` text.
+pub fn missing_capabilities(status: &str) -> Vec<&'static str> {
+    let eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .unwrap_or(0);
+    let has = |bit: u32| eff & (1u64 << bit) != 0;
+    REQUIRED_CAPS
+        .iter()
+        // CAP_SYS_ADMIN covers BPF and PERFMON (kernels before 5.8 only know it).
+        .filter(|(bit, _)| !has(*bit) && !(has(CAP_SYS_ADMIN) && *bit != 12))
+        .map(|(_, name)| *name)
+        .collect()
+}
+
+pub struct LoadOptions {
+    pub cgroup: Option<PathBuf>,
+    pub ring_bytes: u32,
+    /// Forward the programs' aya-log debug lines (off by default: they cost
+    /// ring buffer space on every connect).
+    pub ebpf_debug: bool,
+}
+
+/// Loaded and attached programs. Dropping this detaches everything.
+pub struct Probes {
+    ebpf: Ebpf,
+    pub cgroup: PathBuf,
+}
+
+impl Probes {
+    pub fn load_and_attach(opts: &LoadOptions) -> Result<Probes, LoadError> {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let missing = missing_capabilities(&status);
+        if !missing.is_empty() {
+            return Err(LoadError::Capabilities {
+                missing: missing.join(", "),
+            });
+        }
+        let cgroup = match &opts.cgroup {
+            Some(path) => path.clone(),
+            None => {
+                let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+                find_cgroup2_root(&mountinfo).ok_or(LoadError::NoCgroup2)?
+            }
+        };
+        match is_cgroup2(&cgroup) {
+            Ok(true) => {}
+            Ok(false) => return Err(LoadError::NotCgroup2(cgroup)),
+            Err(source) => {
+                return Err(LoadError::OpenCgroup {
+                    path: cgroup,
+                    source,
+                });
+            }
+        }
+        let cgroup_file = File::open(&cgroup).map_err(|source| LoadError::OpenCgroup {
+            path: cgroup.clone(),
+            source,
+        })?;
+
+        raise_memlock_limit();
+        let own_tgid = std::process::id();
+        let log_level: u8 = if opts.ebpf_debug { 4 } else { 0 };
+        let mut ebpf = EbpfLoader::new()
+            .override_global("OWN_TGID", &own_tgid, true)
+            .override_global("AYA_LOG_LEVEL", &log_level, false)
+            .map_max_entries("EVENTS", opts.ring_bytes)
+            .load(EBPF_OBJECT)
+            .map_err(|e| classify_err("load the eBPF object (maps and BTF)", e))?;
+        if opts.ebpf_debug {
+            match aya_log::EbpfLogger::init(&mut ebpf) {
+                Ok(logger) => spawn_ebpf_logger(logger),
+                Err(e) => log::warn!("eBPF debug logging unavailable: {e}"),
+            }
+        }
+        for name in ["connect4", "connect6"] {
+            let prog: &mut CgroupSockAddr = program(&mut ebpf, name)?;
+            prog.load().map_err(|e| load_error(name, e))?;
+            prog.attach(&cgroup_file, ATTACH_MODE)
+                .map_err(|e| classify_err(format!("attach {name} to {}", cgroup.display()), e))?;
+        }
+        for (name, dir) in [
+            ("egress", CgroupSkbAttachType::Egress),
+            ("ingress", CgroupSkbAttachType::Ingress),
+        ] {
+            let prog: &mut CgroupSkb = program(&mut ebpf, name)?;
+            prog.load().map_err(|e| load_error(name, e))?;
+            prog.attach(&cgroup_file, dir, ATTACH_MODE)
+                .map_err(|e| classify_err(format!("attach {name} to {}", cgroup.display()), e))?;
+        }
+        log::info!(
+            "attached {} programs to {} (payload capture: up to {} segments per connection)",
+            PROGRAMS.len(),
+            cgroup.display(),
+            PAYLOAD_SEGMENTS_MAX
+        );
+        Ok(Probes { ebpf, cgroup })
+    }
+
+    /// The event ring buffer; call once.
+    pub fn take_ring(&mut self) -> Result<RingBuf<MapData>, LoadError> {
+        let map = self
+            .ebpf
+            .take_map("EVENTS")
+            .ok_or_else(|| LoadError::Other {
+                action: "find map EVENTS".into(),
+                source: "not in the eBPF object".into(),
+            })?;
+        RingBuf::try_from(map).map_err(|e| classify_err("open the EVENTS ring buffer", e))
+    }
+
+    /// Total records lost per drop slot, summed over CPUs.
+    pub fn drop_counts(&self) -> Result<[u64; DROP_SLOTS as usize], LoadError> {
+        let map = self.ebpf.map("DROPS").ok_or_else(|| LoadError::Other {
+            action: "find map DROPS".into(),
+            source: "not in the eBPF object".into(),
+        })?;
+        let drops: PerCpuArray<&MapData, u64> =
+            PerCpuArray::try_from(map).map_err(|e| classify_err("open the DROPS map", e))?;
+        let mut out = [0u64; DROP_SLOTS as usize];
+        for (slot, total) in out.iter_mut().enumerate() {
+            let values = drops
+                .get(&(slot as u32), 0)
+                .map_err(|e| classify_err("read the DROPS map", e))?;
+            *total = values.iter().sum();
+        }
+        Ok(out)
+    }
+}
+
+fn program<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T, LoadError>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
+{
+    let prog = ebpf.program_mut(name).ok_or_else(|| LoadError::Other {
+        action: format!("find program {name}"),
+        source: "not in the eBPF object".into(),
+    })?;
+    prog.try_into()
+        .map_err(|e| classify_err(format!("open program {name}"), e))
+}
+
+fn load_error(program: &str, err: ProgramError) -> LoadError {
+    match err {
+        ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => {
+            if io_error.kind() == std::io::ErrorKind::PermissionDenied
+                && verifier_log.to_string().trim().is_empty()
+            {
+                return classify_err(format!("load program {program}"), io_error);
+            }
+            let log = verifier_log.to_string();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(VERIFIER_LOG_TAIL)..].join("\n");
+            LoadError::Verifier {
+                program: program.to_owned(),
+                error: io_error.to_string(),
+                log: tail,
+            }
+        }
+        other => classify_err(format!("load program {program}"), other),
+    }
+}
+
+/// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK.
+fn raise_memlock_limit() {
+    let rlim = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit with a valid struct.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &rlim) } != 0 {
+        log::debug!(
+            "could not raise RLIMIT_MEMLOCK: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+fn spawn_ebpf_logger(logger: aya_log::EbpfLogger<&'static dyn log::Log>) {
+    tokio::spawn(async move {
+        // SAFETY: the AsyncFd owns the logger and so its fd.
+        let registered = unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(logger, tokio::io::Interest::READABLE)
+        };
+        let Ok(mut fd) = registered else {
+            return;
+        };
+        loop {
+            let Ok(mut guard) = fd.readable_mut().await else {
+                return;
+            };
+            guard.get_inner_mut().flush();
+            guard.clear_ready();
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_unified_and_hybrid_cgroup2_mounts() {
+        let unified = "29 1 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw\n";
+        assert_eq!(
+            find_cgroup2_root(unified),
+            Some(PathBuf::from("/sys/fs/cgroup"))
+        );
+        let hybrid = "25 1 0:22 / /sys/fs/cgroup ro - tmpfs tmpfs ro\n\
+                      26 25 0:23 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n\
+                      27 25 0:24 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n";
+        assert_eq!(
+            find_cgroup2_root(hybrid),
+            Some(PathBuf::from("/sys/fs/cgroup/unified"))
+        );
+        let elsewhere = "30 1 0:27 / /host/cgroup rw - cgroup2 none rw\n";
+        assert_eq!(
+            find_cgroup2_root(elsewhere),
+            Some(PathBuf::from("/host/cgroup"))
+        );
+        assert_eq!(
+            find_cgroup2_root("26 25 0:24 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw\n"),
+            None
+        );
+    }
+
+    #[test]
+    fn reports_each_missing_capability_by_name() {
+        assert!(missing_capabilities("CapEff:\t000001ffffffffff\n").is_empty());
+        assert_eq!(
+            missing_capabilities("CapEff:\t0000000000000000\n"),
+            ["CAP_BPF", "CAP_PERFMON", "CAP_NET_ADMIN"]
+        );
+        // BPF + PERFMON + NET_ADMIN only.
+        let minimal = (1u64 << 39) | (1 << 38) | (1 << 12);
+        assert!(missing_capabilities(&format!("CapEff:\t{minimal:016x}\n")).is_empty());
+        let no_net = (1u64 << 39) | (1 << 38);
+        assert_eq!(
+            missing_capabilities(&format!("CapEff:\t{no_net:016x}\n")),
+            ["CAP_NET_ADMIN"]
+        );
+        // SYS_ADMIN stands in for BPF and PERFMON, not NET_ADMIN.
+        let sys_admin = 1u64 << 21;
+        assert_eq!(
+            missing_capabilities(&format!("CapEff:\t{sys_admin:016x}\n")),
+            ["CAP_NET_ADMIN"]
+        );
+    }
+}

@@ -1,0 +1,188 @@
+//! The Prometheus metric contract. Later versions add labels, never rename.
+//!
+//! Every label is bounded: `route`, `name_source`, `kind` and `source` are
+//! small enums; `provider` comes from rules and the catalogue; `endpoint`
+//! and `process` are capped per label ([`LabelCaps`]) with overflow folded
+//! into `_other`; connections on route `other` carry no endpoint unless
+//! `record_other_endpoints` is on.
+use std::collections::{HashMap, HashSet};
+
+use prometheus::{Encoder as _, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+
+/// Value that replaces a label value once its label reached its cap.
+pub const OVERFLOW_VALUE: &str = "_other";
+
+/// Default number of distinct values kept per capped label.
+pub const DEFAULT_LABEL_CAP: usize = 1000;
+
+/// Labels of `gatewatch_connections_total`, in order.
+pub const CONNECTION_LABELS: [&str; 5] =
+    ["route", "provider", "endpoint", "name_source", "process"];
+
+pub struct Metrics {
+    registry: Registry,
+    pub connections: IntCounterVec,
+    pub events: IntCounterVec,
+    pub dropped: IntCounterVec,
+    pub parse_errors: IntCounterVec,
+    pub label_overflow: IntCounterVec,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let metric =
+        IntCounterVec::new(Opts::new(name, help), labels).expect("static metric definition");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("metric registered once");
+    metric
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let connections = counter(
+            &registry,
+            "gatewatch_connections_total",
+            "Outbound TCP connections, by route (gateway, direct, gateway_upstream, agent_platform, other).",
+            &CONNECTION_LABELS,
+        );
+        let events = counter(
+            &registry,
+            "gatewatch_events_total",
+            "Records read from the kernel ring buffer, by kind.",
+            &["kind"],
+        );
+        let dropped = counter(
+            &registry,
+            "gatewatch_events_dropped_total",
+            "Events lost, by where they were lost (ring buffer full per record kind, or undecodable).",
+            &["source"],
+        );
+        let parse_errors = counter(
+            &registry,
+            "gatewatch_parse_errors_total",
+            "Captured bytes that did not parse, by parser (tls, http, dns).",
+            &["kind"],
+        );
+        let label_overflow = counter(
+            &registry,
+            "gatewatch_label_values_folded_total",
+            "Label values folded into _other because the label reached its cap.",
+            &["label"],
+        );
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "gatewatch_build_info",
+                "Build of the running gatewatch (always 1).",
+            ),
+            &["version", "git_sha"],
+        )
+        .expect("static metric definition");
+        registry
+            .register(Box::new(build_info.clone()))
+            .expect("metric registered once");
+        build_info
+            .with_label_values(&[crate::VERSION, crate::GIT_SHA])
+            .set(1);
+        Self {
+            registry,
+            connections,
+            events,
+            dropped,
+            parse_errors,
+            label_overflow,
+        }
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("text encoding into a Vec cannot fail");
+        String::from_utf8(out).expect("the text format is UTF-8")
+    }
+}
+
+/// Caps the number of distinct values per label.
+#[derive(Debug)]
+pub struct LabelCaps {
+    cap: usize,
+    seen: HashMap<&'static str, HashSet<String>>,
+}
+
+impl LabelCaps {
+    pub fn new(cap: usize) -> Self {
+        Self {
+            cap,
+            seen: HashMap::new(),
+        }
+    }
+
+    /// Returns `value`, or [`OVERFLOW_VALUE`] once `label` has `cap` other
+    /// values (counted in `folded`).
+    pub fn admit<'a>(
+        &mut self,
+        label: &'static str,
+        value: &'a str,
+        folded: &IntCounterVec,
+    ) -> &'a str {
+        if value.is_empty() {
+            return value;
+        }
+        let seen = self.seen.entry(label).or_default();
+        if seen.contains(value) {
+            return value;
+        }
+        if seen.len() < self.cap {
+            seen.insert(value.to_owned());
+            return value;
+        }
+        folded.with_label_values(&[label]).inc();
+        OVERFLOW_VALUE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_has_build_info_and_counters() {
+        let m = Metrics::new();
+        m.connections
+            .with_label_values(&["direct", "openai", "api.openai.com:443", "sni", "python3"])
+            .inc();
+        let text = m.render();
+        assert!(text.contains("gatewatch_build_info{"), "{text}");
+        assert!(
+            text.contains(r#"gatewatch_connections_total{endpoint="api.openai.com:443",name_source="sni",process="python3",provider="openai",route="direct"} 1"#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn label_values_past_the_cap_fold_into_other_and_are_counted() {
+        let m = Metrics::new();
+        let mut caps = LabelCaps::new(2);
+        assert_eq!(caps.admit("endpoint", "a", &m.label_overflow), "a");
+        assert_eq!(caps.admit("endpoint", "b", &m.label_overflow), "b");
+        assert_eq!(caps.admit("endpoint", "a", &m.label_overflow), "a");
+        assert_eq!(
+            caps.admit("endpoint", "c", &m.label_overflow),
+            OVERFLOW_VALUE
+        );
+        assert_eq!(caps.admit("process", "c", &m.label_overflow), "c");
+        assert_eq!(m.label_overflow.with_label_values(&["endpoint"]).get(), 1);
+    }
+}

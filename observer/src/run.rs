@@ -1,0 +1,163 @@
+//! `gatewatch run`: attach, read the ring buffer, count, serve; detach on
+//! SIGTERM or SIGINT.
+use std::{sync::Arc, sync::atomic::Ordering, time::Duration};
+
+use anyhow::Context as _;
+use tokio::{
+    io::{Interest, unix::AsyncFd},
+    net::TcpListener,
+    signal::unix::{SignalKind, signal},
+    sync::watch,
+    time::{Instant, MissedTickBehavior, interval},
+};
+
+use crate::{
+    api::{self, AppState},
+    catalog::Catalog,
+    classify::Classifier,
+    config::Config,
+    events,
+    flows::{FlowSettings, FlowTable},
+    loader::{LoadOptions, Probes},
+    metrics::Metrics,
+};
+
+/// How often waiting connections are checked against their name deadline.
+const TICK: Duration = Duration::from_millis(25);
+/// How often the kernel's per-CPU drop counters are read.
+const DROPS_EVERY: Duration = Duration::from_secs(1);
+/// `source` labels of the kernel drop slots, in slot order.
+const DROP_SOURCES: [&str; observer_common::DROP_SLOTS as usize] =
+    ["ringbuf_connect", "ringbuf_payload", "ringbuf_dns"];
+
+pub async fn run(cfg: Config, ebpf_debug: bool) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::new());
+    let state = Arc::new(AppState::new(metrics.clone()));
+    // Bind before attaching: a busy port fails without touching the kernel.
+    let listener = TcpListener::bind(cfg.metrics_addr).await.with_context(|| {
+        format!(
+            "cannot listen on {} (--metrics-addr): is another gatewatch running?",
+            cfg.metrics_addr
+        )
+    })?;
+
+    let mut probes = Probes::load_and_attach(&LoadOptions {
+        cgroup: cfg.cgroup.clone(),
+        ring_bytes: cfg.ring_bytes,
+        ebpf_debug,
+    })?;
+    let ring = probes.take_ring()?;
+    // SAFETY: the AsyncFd owns the ring buffer, so its fd stays open for as
+    // long as it is registered.
+    let mut ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
+        .context("cannot poll the ring buffer")?;
+
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let server = {
+        let mut stop = stop_rx.clone();
+        tokio::spawn(api::serve(listener, state.clone(), async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }))
+    };
+    let classifier = Classifier::new(
+        cfg.rules.clone(),
+        Catalog::builtin().clone(),
+        cfg.ignore.clone(),
+        cfg.catalog_gateways,
+    );
+    let mut table = FlowTable::new(
+        FlowSettings {
+            name_wait: cfg.name_wait,
+            record_other_endpoints: cfg.record_other_endpoints,
+            max_pending: cfg.max_pending,
+            dns_cache: cfg.dns_cache,
+            label_cap: cfg.label_cap,
+        },
+        classifier,
+        metrics.clone(),
+    );
+    let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut tick = interval(TICK);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut drops = DropCounters::default();
+    let mut next_drops = Instant::now();
+
+    state.ready.store(true, Ordering::Release);
+    log::info!("ready: metrics on http://{}/metrics", cfg.metrics_addr);
+    loop {
+        tokio::select! {
+            guard = ring.readable_mut() => {
+                let mut guard = guard.context("ring buffer poll failed")?;
+                drain(guard.get_inner_mut(), &mut table, &metrics);
+                guard.clear_ready();
+            }
+            _ = tick.tick() => {
+                table.expire(Instant::now().into_std());
+                if Instant::now() >= next_drops {
+                    drops.update(&probes, &metrics);
+                    next_drops = Instant::now() + DROPS_EVERY;
+                }
+            }
+            _ = sigterm.recv() => { log::info!("SIGTERM: detaching"); break; }
+            _ = sigint.recv() => { log::info!("SIGINT: detaching"); break; }
+            _ = stop_rx.changed() => break,
+        }
+    }
+    state.ready.store(false, Ordering::Release);
+    // Count what is already in the ring, then detach before flushing so no
+    // connection is left half-seen.
+    drain(ring.get_mut(), &mut table, &metrics);
+    drops.update(&probes, &metrics);
+    drop(ring);
+    drop(probes);
+    table.expire(Instant::now().into_std() + Duration::from_secs(3600));
+    let _ = stop_tx.send(true);
+    server
+        .await
+        .context("HTTP server task failed")?
+        .context("HTTP server failed")?;
+    log::info!("detached; bye");
+    Ok(())
+}
+
+fn drain(
+    ring: &mut aya::maps::RingBuf<aya::maps::MapData>,
+    table: &mut FlowTable,
+    metrics: &Metrics,
+) {
+    let now = std::time::Instant::now();
+    while let Some(item) = ring.next() {
+        match events::decode(&item) {
+            Ok(event) => {
+                table.handle(event, now);
+            }
+            Err(e) => {
+                metrics.dropped.with_label_values(&["decode"]).inc();
+                log::debug!("skipped a malformed ring record: {e}");
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct DropCounters {
+    last: [u64; observer_common::DROP_SLOTS as usize],
+}
+
+impl DropCounters {
+    fn update(&mut self, probes: &Probes, metrics: &Metrics) {
+        match probes.drop_counts() {
+            Ok(now) => {
+                for (slot, source) in DROP_SOURCES.iter().enumerate() {
+                    let delta = now[slot].saturating_sub(self.last[slot]);
+                    if delta > 0 {
+                        metrics.dropped.with_label_values(&[source]).inc_by(delta);
+                    }
+                }
+                self.last = now;
+            }
+            Err(e) => log::warn!("cannot read kernel drop counters: {e}"),
+        }
+    }
+}
