@@ -1,1 +1,409 @@
-//! Helpers for the privileged integration tests.
+//! Helpers for the privileged integration tests: a test cgroup and network
+//! namespace removed by drop guards, the real gatewatch binary started
+//! against that cgroup only (so tests run in parallel without seeing each
+//! other), loopback listeners, and a Prometheus text parser.
+//!
+//! Tests panic with a message rather than return errors.
+use std::{
+    collections::BTreeMap,
+    io::{Read, Write},
+    net::{SocketAddr, TcpListener, TcpStream},
+    os::unix::process::CommandExt,
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Output, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
+    thread,
+    time::{Duration, Instant},
+};
+
+/// How long a test waits for gatewatch to become ready or a metric to appear.
+pub const WAIT: Duration = Duration::from_secs(20);
+/// Name wait the tests give gatewatch: short, so counts appear quickly.
+pub const TEST_NAME_WAIT_MS: &str = "100";
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A name unique to this test process: `gw-<tag>-<pid>-<n>`.
+pub fn unique(tag: &str) -> String {
+    format!("gw{}{}{}", tag, std::process::id() % 100_000, SEQ.fetch_add(1, Ordering::Relaxed))
+}
+
+/// True when privileged tests can run. Without root they are skipped, except
+/// under CI=true, where a skip is a failure.
+pub fn privileged() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("privileged test cannot run: not root (CI=true makes this a failure)");
+    }
+    eprintln!("skipping privileged test: run as root (cargo xtask test)");
+    false
+}
+
+pub fn gatewatch_bin() -> PathBuf {
+    let bin = std::env::var_os("GATEWATCH_BIN").map(PathBuf::from).unwrap_or_else(|| {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/gatewatch")
+    });
+    assert!(bin.exists(), "gatewatch binary not found at {}: run `cargo xtask test`", bin.display());
+    bin
+}
+
+pub fn cgroup2_root() -> PathBuf {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("read mountinfo");
+    let mounts: Vec<&str> = mountinfo
+        .lines()
+        .filter_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            (post.split_whitespace().next()? == "cgroup2").then(|| pre.split_whitespace().nth(4))?
+        })
+        .collect();
+    ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
+        .into_iter()
+        .find(|p| mounts.contains(p))
+        .or_else(|| mounts.first().copied())
+        .map(PathBuf::from)
+        .expect("no cgroup v2 mount on this machine")
+}
+
+/// A cgroup made for one test, removed (with its processes moved out) on drop.
+pub struct TestCgroup {
+    pub path: PathBuf,
+}
+
+impl TestCgroup {
+    pub fn new(tag: &str) -> Self {
+        Self::at(cgroup2_root().join(unique(tag)))
+    }
+
+    /// Creates `path` and any missing parents (removed on drop, deepest first).
+    pub fn at(path: PathBuf) -> Self {
+        std::fs::create_dir_all(&path).unwrap_or_else(|e| panic!("create cgroup {}: {e}", path.display()));
+        Self { path }
+    }
+
+    /// A command whose process starts inside this cgroup.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new(program);
+        let procs = self.path.join("cgroup.procs");
+        // SAFETY: the closure only writes a file and allocates nothing shared.
+        unsafe {
+            cmd.pre_exec(move || std::fs::write(&procs, b"0"));
+        }
+        cmd
+    }
+
+    /// The cgroup id gatewatch sees (the directory's inode number).
+    pub fn id(&self) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(&self.path).expect("cgroup metadata").ino()
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        let root_procs = cgroup2_root().join("cgroup.procs");
+        if let Ok(pids) = std::fs::read_to_string(self.path.join("cgroup.procs")) {
+            for pid in pids.lines() {
+                let _ = std::fs::write(&root_procs, pid);
+            }
+        }
+        let mut dir = Some(self.path.as_path());
+        let root = cgroup2_root();
+        while let Some(d) = dir {
+            if d == root || std::fs::remove_dir(d).is_err() {
+                break;
+            }
+            dir = d.parent();
+        }
+    }
+}
+
+/// A network namespace with loopback up and its own /etc/netns files,
+/// deleted on drop.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn new(tag: &str) -> Self {
+        let name = unique(tag);
+        run_ok(Command::new("ip").args(["netns", "add", &name]));
+        let ns = Self { name };
+        run_ok(Command::new("ip").args(["-n", &ns.name, "link", "set", "lo", "up"]));
+        ns
+    }
+
+    /// Writes /etc/netns/NAME/FILE, which `ip netns exec` binds over /etc/FILE.
+    pub fn etc_file(&self, file: &str, contents: &str) {
+        let dir = PathBuf::from("/etc/netns").join(&self.name);
+        std::fs::create_dir_all(&dir).expect("create /etc/netns dir");
+        std::fs::write(dir.join(file), contents).expect("write netns etc file");
+    }
+
+    /// `ip netns exec NAME program`, optionally started inside `cgroup`.
+    pub fn command(&self, cgroup: Option<&TestCgroup>, program: &str) -> Command {
+        let mut cmd = match cgroup {
+            Some(cg) => cg.command("ip"),
+            None => Command::new("ip"),
+        };
+        cmd.args(["netns", "exec", &self.name, program]);
+        cmd
+    }
+
+    pub fn ip(&self, args: &[&str]) {
+        run_ok(Command::new("ip").args(["-n", &self.name]).args(args));
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = std::fs::remove_dir_all(PathBuf::from("/etc/netns").join(&self.name));
+    }
+}
+
+/// Runs `cmd` to completion, panicking with its output if it fails.
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind port 0").local_addr().expect("local addr").port()
+}
+
+/// A running gatewatch, stopped with SIGTERM on drop.
+pub struct Gatewatch {
+    child: Option<Child>,
+    pub addr: SocketAddr,
+    log: PathBuf,
+}
+
+impl Gatewatch {
+    /// Starts gatewatch attached to `cgroup` with extra `args` and waits
+    /// until /readyz answers 200.
+    pub fn start(cgroup: &TestCgroup, args: &[&str]) -> Self {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let log = std::env::temp_dir().join(format!("{}.log", unique("log")));
+        let log_file = std::fs::File::create(&log).expect("create log file");
+        let child = Command::new(gatewatch_bin())
+            .arg("run")
+            .arg("--cgroup")
+            .arg(&cgroup.path)
+            .args(["--metrics-addr", &addr.to_string(), "--name-wait-ms", TEST_NAME_WAIT_MS])
+            .args(args)
+            .env("GATEWATCH_LOG_LEVEL", "debug")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("start gatewatch");
+        let mut gw = Self { child: Some(child), addr, log };
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Ok((200, _)) = http_get(addr, "/readyz") {
+                return gw;
+            }
+            if let Some(status) = gw.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("gatewatch exited before ready ({status}):\n{}", gw.log());
+            }
+            assert!(Instant::now() < deadline, "gatewatch not ready after {WAIT:?}:\n{}", gw.log());
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn metrics(&self) -> Metrics {
+        let (code, body) = http_get(self.addr, "/metrics").expect("scrape /metrics");
+        assert_eq!(code, 200, "/metrics answered {code}");
+        Metrics::parse(&body)
+    }
+
+    pub fn get(&self, path: &str) -> (u16, String) {
+        http_get(self.addr, path).unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+
+    /// Scrapes until `check` passes or [`WAIT`] runs out; returns the last scrape.
+    pub fn wait_for(&self, what: &str, check: impl Fn(&Metrics) -> bool) -> Metrics {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let m = self.metrics();
+            if check(&m) {
+                return m;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}; last scrape:\n{}\nlog:\n{}", m.text, self.log());
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Sends SIGTERM and waits for exit.
+    pub fn stop(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("gatewatch still running");
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(st) = child.try_wait().expect("wait gatewatch") {
+                return st;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("gatewatch did not exit within {WAIT:?} of SIGTERM:\n{}", self.log());
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Gatewatch {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            self.stop();
+        }
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// A minimal HTTP/1.0 GET (no client library needed for loopback scrapes).
+pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf)?;
+    let (head, body) = buf.split_once("\r\n\r\n").unwrap_or((&buf, ""));
+    let code = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    Ok((code, body.to_owned()))
+}
+
+/// One sample of the Prometheus text format.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub value: f64,
+}
+
+pub struct Metrics {
+    pub samples: Vec<Sample>,
+    pub text: String,
+}
+
+impl Metrics {
+    pub fn parse(text: &str) -> Self {
+        let samples = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .map(|l| {
+                let (series, value) = l.rsplit_once(' ').unwrap_or_else(|| panic!("bad sample line {l:?}"));
+                let value: f64 = value.parse().unwrap_or_else(|_| panic!("bad value in {l:?}"));
+                let (name, labels) = match series.split_once('{') {
+                    Some((name, rest)) => (name, parse_labels(rest.trim_end_matches('}'))),
+                    None => (series, BTreeMap::new()),
+                };
+                Sample { name: name.to_owned(), labels, value }
+            })
+            .collect();
+        Self { samples, text: text.to_owned() }
+    }
+
+    /// Samples of `name` whose labels include every pair in `labels`.
+    pub fn matching<'a>(&'a self, name: &'a str, labels: &'a [(&str, &str)]) -> impl Iterator<Item = &'a Sample> {
+        self.samples.iter().filter(move |s| {
+            s.name == name && labels.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+    }
+
+    /// Sum over samples of `name` matching `labels` (0 when none).
+    pub fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.matching(name, labels).map(|s| s.value).sum()
+    }
+}
+
+fn parse_labels(s: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut rest = s;
+    while let Some((key, after)) = rest.split_once("=\"") {
+        let mut value = String::new();
+        let mut chars = after.char_indices();
+        let mut end = after.len();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => {
+                    if let Some((_, n)) = chars.next() {
+                        value.push(if n == 'n' { '\n' } else { n });
+                    }
+                }
+                '"' => {
+                    end = i + 1;
+                    break;
+                }
+                c => value.push(c),
+            }
+        }
+        out.insert(key.trim_start_matches(',').trim().to_owned(), value);
+        rest = &after[end..];
+    }
+    out
+}
+
+/// A loopback TCP server that accepts, reads what the client sends until it
+/// closes, and optionally answers; runs in a thread until the guard drops.
+pub struct Listener {
+    pub addr: SocketAddr,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Listener {
+    pub fn bind(addr: &str) -> Self {
+        let l = TcpListener::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}"));
+        l.set_nonblocking(true).expect("nonblocking listener");
+        let addr = l.local_addr().expect("local addr");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                match l.accept() {
+                    Ok((mut s, _)) => {
+                        thread::spawn(move || {
+                            let _ = s.set_nonblocking(false);
+                            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                            let mut buf = [0u8; 4096];
+                            while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+                        });
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        Self { addr, stop }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Programs attached directly to `cgroup`, as bpftool lists them.
+pub fn attached_programs(cgroup: &Path) -> Vec<String> {
+    let out = run_ok(Command::new("bpftool").args(["cgroup", "show"]).arg(cgroup));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().last().map(str::to_owned))
+        .collect()
+}

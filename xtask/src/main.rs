@@ -1,1 +1,126 @@
-fn main() {}
+//! Developer tasks. `cargo xtask test` and `cargo xtask run -- ARGS` install
+//! whatever is missing first, so a fresh machine needs nothing else.
+mod install;
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, ExitCode},
+};
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install the toolchain pieces and test peers (idempotent).
+    Install,
+    /// Build gatewatch (kernel programs embedded).
+    Build {
+        #[arg(long)]
+        release: bool,
+    },
+    /// Build and run gatewatch with ARGS, e.g. `cargo xtask run -- run --provider openai=127.0.0.2:443`.
+    Run {
+        #[arg(long)]
+        release: bool,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Unit and privileged integration tests (run as root; CI=true turns skips into failures).
+    Test {
+        /// Extra arguments for `cargo test`, e.g. `-- foundation`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// cargo fmt --check and clippy on every userspace crate, warnings as errors.
+    Lint,
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_owned()
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(workspace_root());
+    cmd
+}
+
+pub fn status(cmd: &mut Command) -> anyhow::Result<()> {
+    let st = cmd.status().with_context(|| format!("cannot start {cmd:?}"))?;
+    if !st.success() {
+        bail!("{cmd:?} failed: {st}");
+    }
+    Ok(())
+}
+
+fn build(release: bool) -> anyhow::Result<PathBuf> {
+    let mut cmd = cargo();
+    cmd.args(["build", "--package", "gatewatch"]);
+    if release {
+        cmd.arg("--release");
+    }
+    status(&mut cmd)?;
+    Ok(workspace_root()
+        .join("target")
+        .join(if release { "release" } else { "debug" })
+        .join("gatewatch"))
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Task::Install => install::all(),
+        Task::Build { release } => {
+            install::toolchain()?;
+            build(release).map(|_| ())
+        }
+        Task::Run { release, args } => {
+            install::toolchain()?;
+            let bin = build(release)?;
+            status(Command::new(bin).args(args))
+        }
+        Task::Test { args } => {
+            install::all()?;
+            let bin = build(false)?;
+            let mut cmd = cargo();
+            cmd.args(["test", "--workspace", "--exclude", "observer-ebpf"])
+                .args(args)
+                .env("GATEWATCH_BIN", bin);
+            status(&mut cmd)
+        }
+        Task::Lint => {
+            install::toolchain()?;
+            status(cargo().args(["fmt", "--all", "--", "--check"]))?;
+            status(cargo().args([
+                "clippy",
+                "--workspace",
+                "--exclude",
+                "observer-ebpf",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ]))
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! Idempotent installs: each step checks first and is quick when done.
+use std::{path::PathBuf, process::Command};
+
+use anyhow::{Context as _, bail};
+
+use crate::status;
+
+/// The bpf-linker release that works with aya-ebpf 0.2 and nightly's LLVM 22.
+const BPF_LINKER_VERSION: &str = "0.13.0";
+const BPF_LINKER_LLVM_FEATURE: &str = "llvm-22";
+
+/// Debian packages the tests use as real peers and tools.
+pub const DEBIAN_PACKAGES: &[&str] = &[
+    "bpftool",      // inspect attached programs in tests
+    "iproute2",     // network namespaces for test hosts
+    "dnsmasq-base", // a real DNS server for naming tests
+    "openssl",      // self-signed certificates for TLS test servers
+    "curl",         // a real TLS/HTTP client
+    "prometheus",   // promtool and a real Prometheus server
+];
+
+/// Python packages the tests use as real clients (module name, pip spec).
+pub const PYTHON_PACKAGES: &[(&str, &str)] = &[("openai", "openai>=1.40,<3")];
+
+pub fn all() -> anyhow::Result<()> {
+    toolchain()?;
+    debian_packages(DEBIAN_PACKAGES)?;
+    python_packages(PYTHON_PACKAGES)
+}
+
+fn output(cmd: &mut Command) -> anyhow::Result<String> {
+    let out = cmd.output().with_context(|| format!("cannot start {cmd:?}"))?;
+    if !out.status.success() {
+        bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Nightly's rust-src (to build `core` for the BPF target) and bpf-linker.
+pub fn toolchain() -> anyhow::Result<()> {
+    let installed = output(Command::new("rustup").args(["component", "list", "--toolchain", "nightly", "--installed"]))
+        .context("the nightly toolchain is needed for the kernel programs; it must be installed with rustup")?;
+    if !installed.lines().any(|l| l.starts_with("rust-src")) {
+        eprintln!("xtask: installing rust-src for nightly");
+        status(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))?;
+    }
+    let current = Command::new("bpf-linker").arg("--version").output().ok();
+    let have = current
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains(BPF_LINKER_VERSION))
+        .unwrap_or(false);
+    if !have {
+        install_bpf_linker()?;
+    }
+    Ok(())
+}
+
+/// bpf-linker links against nightly's own libLLVM, found through a prefix
+/// directory whose lib/libLLVM.so points at it.
+fn install_bpf_linker() -> anyhow::Result<()> {
+    let sysroot = output(Command::new("rustc").args(["+nightly", "--print", "sysroot"]))?;
+    let lib_dir = PathBuf::from(sysroot.trim()).join("lib");
+    let llvm = std::fs::read_dir(&lib_dir)
+        .with_context(|| format!("cannot list {}", lib_dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("libLLVM.so.22"))
+        })
+        .with_context(|| format!("no libLLVM.so.22* in {}: nightly must ship LLVM 22", lib_dir.display()))?;
+    let prefix = std::env::temp_dir().join("gatewatch-llvm-prefix");
+    std::fs::create_dir_all(prefix.join("lib"))?;
+    let link = prefix.join("lib/libLLVM.so");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&llvm, &link).with_context(|| format!("cannot link {}", link.display()))?;
+    eprintln!("xtask: building bpf-linker {BPF_LINKER_VERSION} against {}", llvm.display());
+    status(
+        Command::new("cargo")
+            .args(["install", "bpf-linker", "--version", BPF_LINKER_VERSION])
+            .args(["--no-default-features", "--features", BPF_LINKER_LLVM_FEATURE, "--locked"])
+            .env("LLVM_PREFIX", &prefix),
+    )
+}
+
+pub fn debian_packages(packages: &[&str]) -> anyhow::Result<()> {
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|p| {
+            !Command::new("dpkg-query")
+                .args(["-W", "-f=${Status}", p])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+                .unwrap_or(false)
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing Debian packages {}", missing.join(" "));
+    status(Command::new("apt-get").args(["update", "-qq"]))?;
+    status(
+        Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
+}
+
+pub fn python_packages(packages: &[(&str, &str)]) -> anyhow::Result<()> {
+    for (module, spec) in packages {
+        let present = Command::new("python3")
+            .args(["-c", &format!("import {module}")])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        if !present {
+            eprintln!("xtask: installing {spec} from PyPI");
+            status(Command::new("python3").args(["-m", "pip", "install", "-q", spec]))?;
+        }
+    }
+    Ok(())
+}
