@@ -30,13 +30,15 @@ pub const DNS_CAPTURE_MAX: usize = PAYLOAD_CAPTURE_MAX;
 pub const EVENT_CONNECT: u32 = 1;
 pub const EVENT_PAYLOAD: u32 = 2;
 pub const EVENT_DNS: u32 = 3;
+pub const EVENT_STATE: u32 = 4;
 
 /// Slots of the per-CPU drop counter: one per record kind that can be lost
 /// when the ring buffer is full.
 pub const DROP_CONNECT: u32 = 0;
 pub const DROP_PAYLOAD: u32 = 1;
 pub const DROP_DNS: u32 = 2;
-pub const DROP_SLOTS: u32 = 3;
+pub const DROP_STATE: u32 = 3;
+pub const DROP_SLOTS: u32 = 4;
 
 pub const AF_INET: u16 = 2;
 pub const AF_INET6: u16 = 10;
@@ -94,6 +96,36 @@ pub struct PayloadEvent {
 /// Bytes of a `PayloadEvent` before `data`.
 pub const PAYLOAD_HEADER_LEN: usize = core::mem::size_of::<PayloadEvent>() - PAYLOAD_CAPTURE_MAX;
 
+/// What a `StateEvent` reports.
+pub const STATE_ESTABLISHED: u32 = 1;
+pub const STATE_CLOSED: u32 = 2;
+
+/// TCP states (include/net/tcp_states.h), as `StateEvent::old_state` holds them.
+pub const TCP_ESTABLISHED: u32 = 1;
+pub const TCP_SYN_SENT: u32 = 2;
+pub const TCP_CLOSE: u32 = 7;
+
+/// A watched connection was established, or closed (`EVENT_STATE`), from
+/// `sock_ops`. Byte counts are the kernel's own TCP counters at close.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StateEvent {
+    pub kind: u32,
+    /// `STATE_ESTABLISHED` or `STATE_CLOSED`.
+    pub state: u32,
+    pub ts_ns: u64,
+    pub cookie: u64,
+    /// `tcp_sock.bytes_acked`: payload bytes sent and acknowledged.
+    pub bytes_sent: u64,
+    /// `tcp_sock.bytes_received`.
+    pub bytes_received: u64,
+    /// The state the socket left when it closed (`TCP_SYN_SENT` for a
+    /// failed connect, `TCP_ESTABLISHED` for a reset or abort).
+    pub old_state: u32,
+    /// Retransmissions on this socket (SYN retransmits before a timeout).
+    pub total_retrans: u32,
+}
+
 /// Kernel-side capture progress of one connection (LRU map value).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
@@ -123,5 +155,6 @@ mod tests {
         assert_eq!(core::mem::align_of::<ConnectEvent>(), 8);
         assert_eq!(PAYLOAD_HEADER_LEN, 40);
         assert_eq!(core::mem::size_of::<PayloadEvent>() % 8, 0);
+        assert_eq!(core::mem::size_of::<StateEvent>(), 48);
     }
 }

@@ -6,13 +6,14 @@
 
 mod connect;
 mod dns;
+mod lifecycle;
 mod maps;
 mod net;
 mod payload;
 
 use aya_ebpf::{
-    macros::{cgroup_skb, cgroup_sock_addr},
-    programs::{SkBuffContext, SockAddrContext},
+    macros::{cgroup_skb, cgroup_sock_addr, sock_ops},
+    programs::{SkBuffContext, SockAddrContext, SockOpsContext},
 };
 use observer_common::{AF_INET, AF_INET6};
 
@@ -43,6 +44,14 @@ pub fn egress(ctx: SkBuffContext) -> i32 {
 pub fn ingress(ctx: SkBuffContext) -> i32 {
     let _ = dns::try_ingress(&ctx);
     ALLOW
+}
+
+/// Established and closed, with byte counts, for connections seen by `connect*`.
+#[sock_ops]
+pub fn lifecycle(ctx: SockOpsContext) -> u32 {
+    let _ = lifecycle::try_sock_ops(&ctx);
+    // sock_ops return values only matter for a few ops; 1 means "ok".
+    1
 }
 
 #[cfg(not(test))]

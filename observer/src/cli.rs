@@ -58,6 +58,13 @@ pub struct ConfigArgs {
     /// Count catalogue gateways (e.g. *.azure-api.net, gateway.ai.cloudflare.com) as route=gateway.
     #[arg(long, env = "GATEWATCH_CATALOG_GATEWAYS")]
     pub catalog_gateways: bool,
+    /// The gateway's own workloads: KEY=VALUE[,KEY=VALUE] with keys namespace, pod, container, process, exe (globs). Their provider calls are gateway_upstream. Repeatable.
+    #[arg(
+        long = "gateway-workload",
+        env = "GATEWATCH_GATEWAY_WORKLOAD",
+        value_delimiter = ';'
+    )]
+    pub gateway_workloads: Vec<String>,
 }
 
 impl ConfigArgs {
@@ -66,6 +73,7 @@ impl ConfigArgs {
             gateways: self.gateways.clone(),
             providers: self.providers.clone(),
             catalog_gateways: self.catalog_gateways,
+            gateway_workloads: self.gateway_workloads.clone(),
             ..Default::default()
         }
     }
@@ -100,6 +108,15 @@ pub struct RunArgs {
     /// Distinct values kept per capped label (endpoint, process) before folding into _other [default: 1000].
     #[arg(long, env = "GATEWATCH_LABEL_CAP")]
     pub label_cap: Option<usize>,
+    /// Host /proc, for process executables [default: /proc; /host/proc in the DaemonSet].
+    #[arg(long, env = "GATEWATCH_PROC_ROOT")]
+    pub proc_root: Option<PathBuf>,
+    /// The kubelet's pod log directory, for namespace and pod names [default: /var/log/pods].
+    #[arg(long, env = "GATEWATCH_POD_LOGS")]
+    pub pod_logs: Option<PathBuf>,
+    /// The kubelet's container log directory, for container names [default: /var/log/containers].
+    #[arg(long, env = "GATEWATCH_CONTAINER_LOGS")]
+    pub container_logs: Option<PathBuf>,
     /// Log level: error, warn, info, debug, trace.
     #[arg(long, env = "GATEWATCH_LOG_LEVEL", default_value = "info")]
     pub log_level: log::LevelFilter,
@@ -136,8 +153,10 @@ pub fn main() -> ExitCode {
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => {
+            // Other crates (aya's loader is chatty at debug) stay at info at most.
             env_logger::Builder::new()
-                .filter_level(args.log_level)
+                .filter_level(args.log_level.min(log::LevelFilter::Info))
+                .filter_module("gatewatch", args.log_level)
                 .format_target(false)
                 .init();
             let cfg = run_config(&args)?;
@@ -180,6 +199,9 @@ fn run_config(args: &RunArgs) -> anyhow::Result<Config> {
     overrides.record_other_endpoints = args.record_other_endpoints;
     overrides.ring_bytes = args.ring_bytes;
     overrides.label_cap = args.label_cap;
+    overrides.proc_root = args.proc_root.clone();
+    overrides.pod_logs = args.pod_logs.clone();
+    overrides.container_logs = args.container_logs.clone();
     Ok(Config::build(args.config.file()?, overrides)?)
 }
 

@@ -12,6 +12,7 @@ use crate::{
     classify::{Kind, Rule},
     metrics::DEFAULT_LABEL_CAP,
     pattern::{HostPattern, Pattern},
+    workload::{GatewaySelector, WorkloadConfig},
 };
 
 pub const DEFAULT_METRICS_ADDR: &str = "0.0.0.0:9464";
@@ -77,6 +78,15 @@ pub struct FileConfig {
     pub label_cap: Option<usize>,
     pub max_pending: Option<usize>,
     pub dns_cache: Option<usize>,
+    /// Host /proc, for executables (`/host/proc` in the DaemonSet).
+    pub proc_root: Option<PathBuf>,
+    /// The kubelet's /var/log/pods, for namespace and pod names.
+    pub pod_logs: Option<PathBuf>,
+    /// The kubelet's /var/log/containers, for container names.
+    pub container_logs: Option<PathBuf>,
+    /// Selectors of the gateway's own workloads, e.g. "namespace=ai-gateway".
+    #[serde(default)]
+    pub gateway_workloads: Vec<String>,
     #[serde(default)]
     pub ignore: Vec<String>,
     #[serde(default)]
@@ -118,6 +128,11 @@ pub struct Overrides {
     pub gateways: Vec<String>,
     /// `--provider NAME=PATTERN`
     pub providers: Vec<String>,
+    pub proc_root: Option<PathBuf>,
+    pub pod_logs: Option<PathBuf>,
+    pub container_logs: Option<PathBuf>,
+    /// `--gateway-workload KEY=VALUE[,KEY=VALUE]`
+    pub gateway_workloads: Vec<String>,
 }
 
 /// The effective, validated configuration.
@@ -134,6 +149,9 @@ pub struct Config {
     pub dns_cache: usize,
     pub rules: Vec<Rule>,
     pub ignore: Vec<HostPattern>,
+    /// Where workload names come from; `cgroup_root` is set at attach time.
+    pub workload_paths: WorkloadConfig,
+    pub gateway_workloads: Vec<GatewaySelector>,
 }
 
 impl Config {
@@ -264,6 +282,35 @@ impl Config {
             })
             .collect::<Result<_, _>>()?;
 
+        let mut gateway_workloads = Vec::new();
+        for (i, sel) in file.gateway_workloads.iter().enumerate() {
+            let parsed = GatewaySelector::parse(sel)
+                .map_err(|e| field_error(format!("gateway_workloads[{i}]"), e.to_string()))?;
+            gateway_workloads.push(parsed);
+        }
+        for sel in &flags.gateway_workloads {
+            gateway_workloads.push(
+                GatewaySelector::parse(sel)
+                    .map_err(|e| field_error("--gateway-workload", e.to_string()))?,
+            );
+        }
+        let defaults = WorkloadConfig::default();
+        let workload_paths = WorkloadConfig {
+            cgroup_root: defaults.cgroup_root,
+            proc_root: flags
+                .proc_root
+                .or(file.proc_root)
+                .unwrap_or(defaults.proc_root),
+            pods_root: flags
+                .pod_logs
+                .or(file.pod_logs)
+                .unwrap_or(defaults.pods_root),
+            containers_root: flags
+                .container_logs
+                .or(file.container_logs)
+                .unwrap_or(defaults.containers_root),
+        };
+
         Ok(Config {
             metrics_addr,
             cgroup: flags.cgroup.or(file.cgroup),
@@ -277,6 +324,8 @@ impl Config {
             dns_cache,
             rules,
             ignore,
+            workload_paths,
+            gateway_workloads,
         })
     }
 }
@@ -372,6 +421,36 @@ patterns = ["127.0.0.2:443", "[::1]:443"]
         )
         .expect_err("provider flag needs a name");
         assert!(err.to_string().contains("NAME=PATTERN"), "{err}");
+    }
+
+    #[test]
+    fn gateway_workload_selectors_are_validated_by_field() {
+        let c = build(
+            "gateway_workloads = [\"namespace=ai-gw,container=proxy\"]\n",
+            Overrides::default(),
+        )
+        .expect("valid");
+        assert_eq!(c.gateway_workloads.len(), 1);
+        let err = build(
+            "gateway_workloads = [\"colour=blue\"]\n",
+            Overrides::default(),
+        )
+        .expect_err("bad key");
+        assert!(
+            err.to_string().starts_with("gateway_workloads[0]:")
+                && err.to_string().contains("namespace"),
+            "{err}"
+        );
+        let flags = Overrides {
+            gateway_workloads: vec!["pod".into()],
+            ..Default::default()
+        };
+        assert!(
+            build("", flags)
+                .expect_err("no value")
+                .to_string()
+                .starts_with("--gateway-workload:")
+        );
     }
 
     #[test]

@@ -34,11 +34,32 @@ pub struct Chunk {
     pub data: Bytes,
 }
 
+/// How a connection ended, from the kernel's TCP state machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateChange {
+    Established,
+    Closed {
+        bytes_sent: u64,
+        bytes_received: u64,
+        /// The TCP state left for CLOSE.
+        old_state: u32,
+        total_retrans: u32,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateEvent {
+    pub ts_ns: u64,
+    pub cookie: u64,
+    pub change: StateChange,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     Connect(ConnectEvent),
     Payload(Chunk),
     Dns(Chunk),
+    State(StateEvent),
 }
 
 impl Event {
@@ -48,6 +69,7 @@ impl Event {
             Event::Connect(_) => "connect",
             Event::Payload(_) => "payload",
             Event::Dns(_) => "dns",
+            Event::State(_) => "state",
         }
     }
 }
@@ -60,6 +82,8 @@ pub enum DecodeError {
     Size { kind: u32, len: usize, want: usize },
     #[error("unknown record kind {0}")]
     UnknownKind(u32),
+    #[error("unknown connection state {0}")]
+    UnknownState(u32),
     #[error("unknown address family {0}")]
     Family(u16),
     #[error("payload length {len} exceeds the {max}-byte capture buffer")]
@@ -84,6 +108,24 @@ pub fn decode(record: &[u8]) -> Result<Event, DecodeError> {
             } else {
                 Event::Dns(chunk)
             })
+        }
+        common::EVENT_STATE => {
+            let raw: common::StateEvent = read_exact(record, common::EVENT_STATE)?;
+            let change = match raw.state {
+                common::STATE_ESTABLISHED => StateChange::Established,
+                common::STATE_CLOSED => StateChange::Closed {
+                    bytes_sent: raw.bytes_sent,
+                    bytes_received: raw.bytes_received,
+                    old_state: raw.old_state,
+                    total_retrans: raw.total_retrans,
+                },
+                other => return Err(DecodeError::UnknownState(other)),
+            };
+            Ok(Event::State(StateEvent {
+                ts_ns: raw.ts_ns,
+                cookie: raw.cookie,
+                change,
+            }))
         }
         other => Err(DecodeError::UnknownKind(other)),
     }
@@ -174,6 +216,10 @@ pub mod encode {
     }
 
     pub fn connect(raw: &common::ConnectEvent) -> Vec<u8> {
+        as_bytes(raw)
+    }
+
+    pub fn state(raw: &common::StateEvent) -> Vec<u8> {
         as_bytes(raw)
     }
 
@@ -287,5 +333,24 @@ mod tests {
         let mut rec = encode::chunk(common::EVENT_PAYLOAD, 1, 1, 0, b"x");
         rec[4..8].copy_from_slice(&u32::MAX.to_ne_bytes());
         assert!(matches!(decode(&rec), Err(DecodeError::PayloadLen { .. })));
+        let mut state = common::StateEvent {
+            kind: common::EVENT_STATE,
+            state: 9,
+            ts_ns: 0,
+            cookie: 0,
+            bytes_sent: 0,
+            bytes_received: 0,
+            old_state: 0,
+            total_retrans: 0,
+        };
+        assert_eq!(
+            decode(&encode::state(&state)),
+            Err(DecodeError::UnknownState(9))
+        );
+        state.state = common::STATE_CLOSED;
+        assert!(matches!(
+            decode(&encode::state(&state)),
+            Ok(Event::State(_))
+        ));
     }
 }

@@ -18,10 +18,12 @@ use std::{
 use bytes::Bytes;
 use serde::Serialize;
 
+use observer_common::{TCP_ESTABLISHED, TCP_SYN_SENT};
+
 use crate::{
     classify::{Classifier, Route, Verdict},
     dns,
-    events::{Chunk, ConnectEvent, Event},
+    events::{Chunk, ConnectEvent, Event, StateChange, StateEvent},
     http,
     metrics::{LabelCaps, Metrics},
     names::NameCache,
@@ -51,6 +53,30 @@ impl NameSource {
     }
 }
 
+/// Who made a connection: Kubernetes names (empty off Kubernetes) and
+/// whether it is one of the configured gateway workloads.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct WorkloadInfo {
+    pub namespace: String,
+    pub pod: String,
+    pub container: String,
+    pub exe: String,
+    pub is_gateway: bool,
+}
+
+/// Resolves a connection's workload from its cgroup id, tgid and comm.
+pub type Identify = Box<dyn FnMut(u64, u32, &str) -> WorkloadInfo + Send>;
+
+/// Where a connection is in its life, as the API shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlowState {
+    Connecting,
+    Established,
+    Closed,
+    Failed,
+}
+
 /// One classified connection, as the API shows it.
 #[derive(Clone, Debug, Serialize)]
 pub struct FlowRecord {
@@ -67,8 +93,13 @@ pub struct FlowRecord {
     pub process: String,
     pub tgid: u32,
     pub cgroup_id: u64,
+    pub workload: WorkloadInfo,
     pub alpn: Vec<String>,
     pub verdict: Verdict,
+    pub state: FlowState,
+    /// Filled when the connection closed within the name wait.
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -78,6 +109,21 @@ pub struct FlowSettings {
     pub max_pending: usize,
     pub dns_cache: usize,
     pub label_cap: usize,
+    /// Counted connections still open, tracked until they close.
+    pub max_live: usize,
+}
+
+/// Open connections tracked for their close, at most (see `FlowSettings::max_live`).
+pub const DEFAULT_MAX_LIVE: usize = 262_144;
+
+/// What the kernel said of a connection's end.
+#[derive(Clone, Copy, Debug)]
+struct Close {
+    ts_ns: u64,
+    bytes_sent: u64,
+    bytes_received: u64,
+    old_state: u32,
+    total_retrans: u32,
 }
 
 struct Pending {
@@ -85,6 +131,15 @@ struct Pending {
     deadline: Instant,
     /// Copied segments, by stream offset (at most PAYLOAD_SEGMENTS_MAX).
     segments: Vec<(u32, Bytes)>,
+    established: bool,
+    closed: Option<Close>,
+}
+
+/// A counted connection that has not closed yet.
+struct Live {
+    labels: [String; 7],
+    connect_ts_ns: u64,
+    established: bool,
 }
 
 /// What the payload seen so far says about the connection's name.
@@ -107,11 +162,20 @@ pub struct FlowTable {
     /// Cookies in connect order; deadlines are monotonic because
     /// `name_wait` is constant. Stale cookies (already counted) are skipped.
     order: VecDeque<u64>,
+    live: HashMap<u64, Live>,
+    /// Live cookies, oldest first, for eviction when `live` is full.
+    live_order: VecDeque<u64>,
     recent: VecDeque<FlowRecord>,
+    identify: Identify,
 }
 
 impl FlowTable {
-    pub fn new(settings: FlowSettings, classifier: Classifier, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        settings: FlowSettings,
+        classifier: Classifier,
+        metrics: Arc<Metrics>,
+        identify: Identify,
+    ) -> Self {
         let names =
             NameCache::new(NonZeroUsize::new(settings.dns_cache).unwrap_or(NonZeroUsize::MIN));
         Self {
@@ -122,8 +186,15 @@ impl FlowTable {
             names,
             pending: HashMap::new(),
             order: VecDeque::new(),
+            live: HashMap::new(),
+            live_order: VecDeque::new(),
             recent: VecDeque::with_capacity(RECENT_FLOWS),
+            identify,
         }
+    }
+
+    pub fn live_len(&self) -> usize {
+        self.live.len()
     }
 
     pub fn pending_len(&self) -> usize {
@@ -144,6 +215,123 @@ impl FlowTable {
                 self.on_dns(&chunk, now);
                 Vec::new()
             }
+            Event::State(state) => {
+                self.on_state(state);
+                Vec::new()
+            }
+        }
+    }
+
+    fn on_state(&mut self, ev: StateEvent) {
+        if let Some(p) = self.pending.get_mut(&ev.cookie) {
+            match ev.change {
+                StateChange::Established => p.established = true,
+                StateChange::Closed {
+                    bytes_sent,
+                    bytes_received,
+                    old_state,
+                    total_retrans,
+                } => {
+                    p.closed = Some(Close {
+                        ts_ns: ev.ts_ns,
+                        bytes_sent,
+                        bytes_received,
+                        old_state,
+                        total_retrans,
+                    })
+                }
+            }
+            return;
+        }
+        match ev.change {
+            StateChange::Established => {
+                if let Some(live) = self.live.get_mut(&ev.cookie) {
+                    if !live.established {
+                        live.established = true;
+                        self.metrics
+                            .active
+                            .with_label_values(&label_refs(&live.labels))
+                            .inc();
+                    }
+                }
+            }
+            StateChange::Closed {
+                bytes_sent,
+                bytes_received,
+                old_state,
+                total_retrans,
+            } => {
+                if let Some(live) = self.live.remove(&ev.cookie) {
+                    let close = Close {
+                        ts_ns: ev.ts_ns,
+                        bytes_sent,
+                        bytes_received,
+                        old_state,
+                        total_retrans,
+                    };
+                    self.apply_close(&live, &close);
+                }
+            }
+        }
+    }
+
+    /// Records a finished connection: bytes, duration, failure reason, and
+    /// the end of its share of the active gauge.
+    fn apply_close(&self, live: &Live, close: &Close) {
+        let m = &self.metrics;
+        let labels = label_refs(&live.labels);
+        let (sent, received) = payload_bytes(close, live.established);
+        for (direction, n) in [("sent", sent), ("received", received)] {
+            if n > 0 {
+                let mut with_dir = vec![direction];
+                with_dir.extend_from_slice(&labels);
+                m.bytes.with_label_values(&with_dir).inc_by(n);
+            }
+        }
+        let seconds = close.ts_ns.saturating_sub(live.connect_ts_ns) as f64 / 1e9;
+        m.duration
+            .with_label_values(&[labels[0], labels[1]])
+            .observe(seconds);
+        if let Some(reason) = failure_reason(close, live.established) {
+            let mut with_reason = vec![reason];
+            with_reason.extend_from_slice(&labels);
+            m.failures.with_label_values(&with_reason).inc();
+        }
+        if live.established {
+            m.active.with_label_values(&labels).dec();
+        }
+    }
+
+    fn track_live(&mut self, cookie: u64, live: Live) {
+        while self.live.len() >= self.settings.max_live {
+            let Some(oldest) = self.live_order.pop_front() else {
+                break;
+            };
+            if let Some(evicted) = self.live.remove(&oldest) {
+                self.metrics
+                    .flow_evictions
+                    .with_label_values(&["live"])
+                    .inc();
+                if evicted.established {
+                    self.metrics
+                        .active
+                        .with_label_values(&label_refs(&evicted.labels))
+                        .dec();
+                }
+            }
+        }
+        if live.established {
+            self.metrics
+                .active
+                .with_label_values(&label_refs(&live.labels))
+                .inc();
+        }
+        self.live.insert(cookie, live);
+        self.live_order.push_back(cookie);
+        // Keep the order queue from growing with closed cookies.
+        if self.live_order.len() > 2 * self.settings.max_live.max(16) {
+            let live = &self.live;
+            self.live_order.retain(|c| live.contains_key(c));
         }
     }
 
@@ -163,14 +351,14 @@ impl FlowTable {
         }
         let cookie = conn.cookie;
         let deadline = now + self.settings.name_wait;
-        if let Some(previous) = self.pending.insert(
-            cookie,
-            Pending {
-                conn,
-                deadline,
-                segments: Vec::new(),
-            },
-        ) {
+        let fresh = Pending {
+            conn,
+            deadline,
+            segments: Vec::new(),
+            established: false,
+            closed: None,
+        };
+        if let Some(previous) = self.pending.insert(cookie, fresh) {
             // A cookie is unique per socket; a repeat means a second connect()
             // on the same socket: count the first attempt as it stands.
             done.push(self.finish(previous, None, now));
@@ -291,32 +479,58 @@ impl FlowTable {
         } else {
             (None, NameSource::Ip, Vec::new())
         };
-        let verdict =
-            self.classifier
-                .classify(name.as_deref(), conn.dst.ip(), conn.dst.port(), false);
+        let workload = (self.identify)(conn.cgroup_id, conn.tgid, &conn.comm);
+        let verdict = self.classifier.classify(
+            name.as_deref(),
+            conn.dst.ip(),
+            conn.dst.port(),
+            workload.is_gateway,
+        );
         let endpoint = match (&name, verdict.route) {
             (_, Route::Other) if !self.settings.record_other_endpoints => String::new(),
             (Some(name), _) => format!("{name}:{}", conn.dst.port()),
             (None, _) => conn.dst.to_string(),
         };
         let m = &self.metrics;
-        let endpoint_label = self
-            .caps
-            .admit("endpoint", &endpoint, &m.label_overflow)
-            .to_owned();
-        let process_label = self
-            .caps
-            .admit("process", &conn.comm, &m.label_overflow)
-            .to_owned();
-        m.connections
-            .with_label_values(&[
-                verdict.route.as_str(),
-                verdict.provider.as_str(),
-                endpoint_label.as_str(),
-                source.as_str(),
-                process_label.as_str(),
-            ])
-            .inc();
+        let mut admit = |label: &'static str, value: &str| {
+            self.caps.admit(label, value, &m.label_overflow).to_owned()
+        };
+        let labels = [
+            verdict.route.as_str().to_owned(),
+            verdict.provider.clone(),
+            admit("endpoint", &endpoint),
+            admit("namespace", &workload.namespace),
+            admit("pod", &workload.pod),
+            admit("container", &workload.container),
+            admit("process", &conn.comm),
+        ];
+        let mut with_source = label_refs(&labels).to_vec();
+        with_source.push(source.as_str());
+        m.connections.with_label_values(&with_source).inc();
+
+        let live = Live {
+            labels,
+            connect_ts_ns: conn.ts_ns,
+            established: p.established,
+        };
+        let state = match (&p.closed, p.established) {
+            (Some(close), _) => {
+                self.apply_close(&live, close);
+                if failure_reason(close, p.established).is_some() {
+                    FlowState::Failed
+                } else {
+                    FlowState::Closed
+                }
+            }
+            (None, true) => FlowState::Established,
+            (None, false) => FlowState::Connecting,
+        };
+        let (bytes_sent, bytes_received) = p
+            .closed
+            .map_or((0, 0), |c| payload_bytes(&c, p.established));
+        if p.closed.is_none() {
+            self.track_live(conn.cookie, live);
+        }
         let record = FlowRecord {
             ts_ns: conn.ts_ns,
             cookie: conn.cookie,
@@ -330,14 +544,60 @@ impl FlowTable {
             process: conn.comm,
             tgid: conn.tgid,
             cgroup_id: conn.cgroup_id,
+            workload,
             alpn,
             verdict,
+            state,
+            bytes_sent,
+            bytes_received,
         };
         if self.recent.len() == RECENT_FLOWS {
             self.recent.pop_front();
         }
         self.recent.push_back(record.clone());
         record
+    }
+}
+
+fn label_refs(labels: &[String; 7]) -> [&str; 7] {
+    labels.each_ref().map(String::as_str)
+}
+
+/// Payload bytes from the kernel's counters, which count in TCP sequence
+/// space: `bytes_acked` includes our SYN and our FIN once acknowledged,
+/// `bytes_received` the peer's FIN once processed. The state the socket
+/// closed from says which were exchanged. Exact for ordinary closes; in
+/// the one ambiguous case (FIN_WAIT2 after the application closed first,
+/// where the peer's FIN reaches the time-wait socket instead) `received`
+/// is one byte low.
+fn payload_bytes(close: &Close, established: bool) -> (u64, u64) {
+    const FIN_WAIT2: u32 = 5;
+    const TIME_WAIT: u32 = 6;
+    const CLOSE_WAIT: u32 = 8;
+    const LAST_ACK: u32 = 9;
+    const CLOSING: u32 = 11;
+    let our_fin_acked = matches!(close.old_state, FIN_WAIT2 | TIME_WAIT | LAST_ACK | CLOSING);
+    let peer_fin = matches!(
+        close.old_state,
+        FIN_WAIT2 | TIME_WAIT | CLOSE_WAIT | LAST_ACK | CLOSING
+    );
+    let sent = close
+        .bytes_sent
+        .saturating_sub(u64::from(established) + u64::from(our_fin_acked));
+    let received = close.bytes_received.saturating_sub(u64::from(peer_fin));
+    (sent, received)
+}
+
+/// Why a connection failed, from the state it closed from: a connect that
+/// never completed was refused (no SYN retransmit) or timed out; an
+/// established connection that closed without the FIN handshake was reset
+/// (or aborted).
+fn failure_reason(close: &Close, established: bool) -> Option<&'static str> {
+    match close.old_state {
+        TCP_SYN_SENT if close.total_retrans > 0 => Some("timeout"),
+        TCP_SYN_SENT => Some("refused"),
+        TCP_ESTABLISHED if established => Some("reset"),
+        _ => None,
     }
 }
 
@@ -378,9 +638,11 @@ mod tests {
             max_pending: 4,
             dns_cache: 16,
             label_cap: 100,
+            max_live: 2,
         };
+        let identify: Identify = Box::new(|_, _, _| WorkloadInfo::default());
         (
-            FlowTable::new(settings, classifier, metrics.clone()),
+            FlowTable::new(settings, classifier, metrics.clone(), identify),
             metrics,
         )
     }
@@ -399,8 +661,108 @@ mod tests {
         })
     }
 
-    fn count(m: &Metrics, labels: [&str; 5]) -> u64 {
-        m.connections.with_label_values(&labels).get()
+    /// route, provider, endpoint, process, name_source (no workload labels in these tests).
+    fn count(m: &Metrics, [route, provider, endpoint, source, process]: [&str; 5]) -> u64 {
+        m.connections
+            .with_label_values(&[route, provider, endpoint, "", "", "", process, source])
+            .get()
+    }
+
+    fn state(cookie: u64, ts_ns: u64, change: StateChange) -> Event {
+        Event::State(StateEvent {
+            ts_ns,
+            cookie,
+            change,
+        })
+    }
+
+    fn closed(sent: u64, received: u64, old_state: u32, retrans: u32) -> StateChange {
+        StateChange::Closed {
+            bytes_sent: sent,
+            bytes_received: received,
+            old_state,
+            total_retrans: retrans,
+        }
+    }
+
+    const DIRECT: [&str; 7] = ["direct", "openai", "127.0.0.2:443", "", "", "", "client"];
+
+    #[test]
+    fn bytes_duration_and_active_follow_the_connection_lifecycle() {
+        let (mut t, m) = table(0, false);
+        let now = Instant::now();
+        t.handle(connect(1, "127.0.0.2:443"), now);
+        t.handle(state(1, 2, StateChange::Established), now);
+        assert_eq!(m.active.with_label_values(&DIRECT).get(), 1);
+        // Closed from FIN_WAIT2: counters include our SYN and FIN and the peer's FIN.
+        t.handle(state(1, 2_000_000_001, closed(302, 5001, 5, 0)), now);
+        assert_eq!(m.active.with_label_values(&DIRECT).get(), 0);
+        let mut sent = vec!["sent"];
+        sent.extend(DIRECT);
+        let mut received = vec!["received"];
+        received.extend(DIRECT);
+        assert_eq!(m.bytes.with_label_values(&sent).get(), 300);
+        assert_eq!(m.bytes.with_label_values(&received).get(), 5000);
+        let h = m.duration.with_label_values(&["direct", "openai"]);
+        assert_eq!(h.get_sample_count(), 1);
+        assert!(
+            (h.get_sample_sum() - 2.0).abs() < 1e-6,
+            "{}",
+            h.get_sample_sum()
+        );
+        assert_eq!(
+            m.failures
+                .with_label_values(&[
+                    "reset", DIRECT[0], DIRECT[1], DIRECT[2], "", "", "", "client"
+                ])
+                .get(),
+            0
+        );
+    }
+
+    #[test]
+    fn refused_timed_out_and_reset_connections_are_failures_by_reason() {
+        let (mut t, m) = table(100, false);
+        let now = Instant::now();
+        let fail = |reason: &str| {
+            let mut labels = vec![reason];
+            labels.extend(DIRECT);
+            m.failures.with_label_values(&labels).get()
+        };
+        // Closed while still waiting for a name: applied when counted.
+        t.handle(connect(1, "127.0.0.2:443"), now);
+        t.handle(state(1, 5, closed(0, 0, TCP_SYN_SENT, 0)), now);
+        t.handle(connect(2, "127.0.0.2:443"), now);
+        t.handle(state(2, 5, closed(0, 0, TCP_SYN_SENT, 2)), now);
+        let done = t.expire(now + Duration::from_millis(100));
+        assert_eq!(
+            done.iter().map(|f| f.state).collect::<Vec<_>>(),
+            [FlowState::Failed, FlowState::Failed]
+        );
+        assert_eq!((fail("refused"), fail("timeout")), (1, 1));
+        t.handle(connect(3, "127.0.0.2:443"), now);
+        t.handle(state(3, 5, StateChange::Established), now);
+        t.expire(now + Duration::from_millis(200));
+        t.handle(state(3, 9, closed(10, 10, TCP_ESTABLISHED, 0)), now);
+        assert_eq!(fail("reset"), 1);
+        assert_eq!(m.active.with_label_values(&DIRECT).get(), 0);
+        assert_eq!(t.live_len(), 0, "closed flows leave the live table");
+    }
+
+    #[test]
+    fn a_full_live_table_evicts_the_oldest_and_keeps_the_gauge_honest() {
+        let (mut t, m) = table(0, false);
+        let now = Instant::now();
+        for cookie in 1..=3 {
+            t.handle(connect(cookie, "127.0.0.2:443"), now);
+            t.handle(state(cookie, 2, StateChange::Established), now);
+        }
+        assert_eq!(t.live_len(), 2);
+        assert_eq!(m.flow_evictions.with_label_values(&["live"]).get(), 1);
+        assert_eq!(m.active.with_label_values(&DIRECT).get(), 2);
+        // A close for the evicted flow is ignored, not double-counted.
+        t.handle(state(1, 9, closed(1, 1, 4, 0)), now);
+        assert_eq!(m.active.with_label_values(&DIRECT).get(), 2);
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub mod names;
 pub mod pattern;
 pub mod run;
 pub mod tls;
+pub mod workload;
 
 /// Version and commit baked in at build time.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -9,7 +9,9 @@ use std::{
 use aya::{
     Ebpf, EbpfLoader,
     maps::{MapData, PerCpuArray, RingBuf},
-    programs::{CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, ProgramError},
+    programs::{
+        CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, ProgramError, SockOps,
+    },
 };
 use observer_common::{DROP_SLOTS, PAYLOAD_SEGMENTS_MAX};
 
@@ -26,7 +28,7 @@ const VERIFIER_LOG_TAIL: usize = 25;
 const ATTACH_MODE: CgroupAttachMode = CgroupAttachMode::Single;
 
 /// Programs by ELF name, in attach order.
-pub const PROGRAMS: [&str; 4] = ["connect4", "connect6", "egress", "ingress"];
+pub const PROGRAMS: [&str; 5] = ["connect4", "connect6", "egress", "ingress", "lifecycle"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -215,6 +217,10 @@ impl Probes {
             prog.attach(&cgroup_file, dir, ATTACH_MODE)
                 .map_err(|e| classify_err(format!("attach {name} to {}", cgroup.display()), e))?;
         }
+        let prog: &mut SockOps = program(&mut ebpf, "lifecycle")?;
+        prog.load().map_err(|e| load_error("lifecycle", e))?;
+        prog.attach(&cgroup_file, ATTACH_MODE)
+            .map_err(|e| classify_err(format!("attach lifecycle to {}", cgroup.display()), e))?;
         log::info!(
             "attached {} programs to {} (payload capture: up to {} segments per connection)",
             PROGRAMS.len(),

@@ -7,7 +7,10 @@
 //! `record_other_endpoints` is on.
 use std::collections::{HashMap, HashSet};
 
-use prometheus::{Encoder as _, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder as _, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
 
 /// Value that replaces a label value once its label reached its cap.
 pub const OVERFLOW_VALUE: &str = "_other";
@@ -15,13 +18,42 @@ pub const OVERFLOW_VALUE: &str = "_other";
 /// Default number of distinct values kept per capped label.
 pub const DEFAULT_LABEL_CAP: usize = 1000;
 
-/// Labels of `gatewatch_connections_total`, in order.
-pub const CONNECTION_LABELS: [&str; 5] =
-    ["route", "provider", "endpoint", "name_source", "process"];
+/// Labels that identify a flow's destination and workload, in order; the
+/// per-flow metrics share them so series join cleanly.
+pub const FLOW_LABELS: [&str; 7] = [
+    "route",
+    "provider",
+    "endpoint",
+    "namespace",
+    "pod",
+    "container",
+    "process",
+];
+/// Labels of `gatewatch_connections_total`: the flow labels and how the name was learnt.
+pub const CONNECTION_LABELS: [&str; 8] = [
+    "route",
+    "provider",
+    "endpoint",
+    "namespace",
+    "pod",
+    "container",
+    "process",
+    "name_source",
+];
+/// Buckets of `gatewatch_connection_duration_seconds`: LLM calls stream
+/// for seconds to minutes, so the buckets reach ten minutes.
+pub const DURATION_BUCKETS: [f64; 13] = [
+    0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+];
 
 pub struct Metrics {
     registry: Registry,
     pub connections: IntCounterVec,
+    pub bytes: IntCounterVec,
+    pub duration: HistogramVec,
+    pub failures: IntCounterVec,
+    pub active: IntGaugeVec,
+    pub flow_evictions: IntCounterVec,
     pub events: IntCounterVec,
     pub dropped: IntCounterVec,
     pub parse_errors: IntCounterVec,
@@ -51,6 +83,51 @@ impl Metrics {
             "gatewatch_connections_total",
             "Outbound TCP connections, by route (gateway, direct, gateway_upstream, agent_platform, other).",
             &CONNECTION_LABELS,
+        );
+        let mut bytes_labels = vec!["direction"];
+        bytes_labels.extend(FLOW_LABELS);
+        let bytes = counter(
+            &registry,
+            "gatewatch_bytes_total",
+            "TCP payload bytes of finished connections (kernel counters: sent = acknowledged by the peer), by direction.",
+            &bytes_labels,
+        );
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "gatewatch_connection_duration_seconds",
+                "Time from connect() to close of finished connections.",
+            )
+            .buckets(DURATION_BUCKETS.to_vec()),
+            &["route", "provider"],
+        )
+        .expect("static metric definition");
+        registry
+            .register(Box::new(duration.clone()))
+            .expect("metric registered once");
+        let mut failure_labels = vec!["reason"];
+        failure_labels.extend(FLOW_LABELS);
+        let failures = counter(
+            &registry,
+            "gatewatch_connection_failures_total",
+            "Connections that failed: refused (no SYN retransmit), timeout (after SYN retransmits) or reset (closed straight from established).",
+            &failure_labels,
+        );
+        let active = IntGaugeVec::new(
+            Opts::new(
+                "gatewatch_active_connections",
+                "Established connections not yet closed.",
+            ),
+            &FLOW_LABELS,
+        )
+        .expect("static metric definition");
+        registry
+            .register(Box::new(active.clone()))
+            .expect("metric registered once");
+        let flow_evictions = counter(
+            &registry,
+            "gatewatch_flow_evictions_total",
+            "Flows dropped from a full table before they closed, by table.",
+            &["table"],
         );
         let events = counter(
             &registry,
@@ -93,6 +170,11 @@ impl Metrics {
         Self {
             registry,
             connections,
+            bytes,
+            duration,
+            failures,
+            active,
+            flow_evictions,
             events,
             dropped,
             parse_errors,
@@ -161,12 +243,21 @@ mod tests {
     fn exposition_has_build_info_and_counters() {
         let m = Metrics::new();
         m.connections
-            .with_label_values(&["direct", "openai", "api.openai.com:443", "sni", "python3"])
+            .with_label_values(&[
+                "direct",
+                "openai",
+                "api.openai.com:443",
+                "",
+                "",
+                "",
+                "python3",
+                "sni",
+            ])
             .inc();
         let text = m.render();
         assert!(text.contains("gatewatch_build_info{"), "{text}");
         assert!(
-            text.contains(r#"gatewatch_connections_total{endpoint="api.openai.com:443",name_source="sni",process="python3",provider="openai",route="direct"} 1"#),
+            text.contains(r#"gatewatch_connections_total{container="",endpoint="api.openai.com:443",name_source="sni",namespace="",pod="",process="python3",provider="openai",route="direct"} 1"#),
             "{text}"
         );
     }

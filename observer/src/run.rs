@@ -17,9 +17,10 @@ use crate::{
     classify::Classifier,
     config::Config,
     events,
-    flows::{FlowSettings, FlowTable},
+    flows::{FlowSettings, FlowTable, WorkloadInfo},
     loader::{LoadOptions, Probes},
     metrics::Metrics,
+    workload::{WorkloadConfig, Workloads},
 };
 
 /// How often waiting connections are checked against their name deadline.
@@ -27,8 +28,12 @@ const TICK: Duration = Duration::from_millis(25);
 /// How often the kernel's per-CPU drop counters are read.
 const DROPS_EVERY: Duration = Duration::from_secs(1);
 /// `source` labels of the kernel drop slots, in slot order.
-const DROP_SOURCES: [&str; observer_common::DROP_SLOTS as usize] =
-    ["ringbuf_connect", "ringbuf_payload", "ringbuf_dns"];
+const DROP_SOURCES: [&str; observer_common::DROP_SLOTS as usize] = [
+    "ringbuf_connect",
+    "ringbuf_payload",
+    "ringbuf_dns",
+    "ringbuf_state",
+];
 
 pub async fn run(cfg: Config, ebpf_debug: bool) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
@@ -72,9 +77,11 @@ pub async fn run(cfg: Config, ebpf_debug: bool) -> anyhow::Result<()> {
             max_pending: cfg.max_pending,
             dns_cache: cfg.dns_cache,
             label_cap: cfg.label_cap,
+            max_live: crate::flows::DEFAULT_MAX_LIVE,
         },
         classifier,
         metrics.clone(),
+        identify(&cfg, probes.cgroup.clone()),
     );
     let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
@@ -160,4 +167,26 @@ impl DropCounters {
             Err(e) => log::warn!("cannot read kernel drop counters: {e}"),
         }
     }
+}
+
+/// Workload names for flows: cgroup path → container → pod (kubelet's
+/// node-local files), the process's executable, and whether it is one of
+/// the configured gateway workloads.
+fn identify(cfg: &Config, cgroup_root: std::path::PathBuf) -> crate::flows::Identify {
+    let mut workloads = Workloads::new(WorkloadConfig {
+        cgroup_root,
+        ..cfg.workload_paths.clone()
+    });
+    let selectors = cfg.gateway_workloads.clone();
+    Box::new(move |cgroup_id, tgid, comm| {
+        let w = workloads.identify(cgroup_id, tgid);
+        let is_gateway = selectors.iter().any(|s| s.matches(&w, comm));
+        WorkloadInfo {
+            namespace: w.namespace,
+            pod: w.pod,
+            container: w.container,
+            exe: w.exe,
+            is_gateway,
+        }
+    })
 }

@@ -4,6 +4,8 @@
 //! other), loopback listeners, and a Prometheus text parser.
 //!
 //! Tests panic with a message rather than return errors.
+pub mod lab;
+
 use std::{
     collections::BTreeMap,
     io::{Read, Write},
@@ -25,7 +27,12 @@ static SEQ: AtomicU32 = AtomicU32::new(0);
 
 /// A name unique to this test process: `gw-<tag>-<pid>-<n>`.
 pub fn unique(tag: &str) -> String {
-    format!("gw{}{}{}", tag, std::process::id() % 100_000, SEQ.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "gw{}{}{}",
+        tag,
+        std::process::id() % 100_000,
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// True when privileged tests can run. Without root they are skipped, except
@@ -43,10 +50,14 @@ pub fn privileged() -> bool {
 }
 
 pub fn gatewatch_bin() -> PathBuf {
-    let bin = std::env::var_os("GATEWATCH_BIN").map(PathBuf::from).unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/gatewatch")
-    });
-    assert!(bin.exists(), "gatewatch binary not found at {}: run `cargo xtask test`", bin.display());
+    let bin = std::env::var_os("GATEWATCH_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/gatewatch"));
+    assert!(
+        bin.exists(),
+        "gatewatch binary not found at {}: run `cargo xtask test`",
+        bin.display()
+    );
     bin
 }
 
@@ -79,7 +90,8 @@ impl TestCgroup {
 
     /// Creates `path` and any missing parents (removed on drop, deepest first).
     pub fn at(path: PathBuf) -> Self {
-        std::fs::create_dir_all(&path).unwrap_or_else(|e| panic!("create cgroup {}: {e}", path.display()));
+        std::fs::create_dir_all(&path)
+            .unwrap_or_else(|e| panic!("create cgroup {}: {e}", path.display()));
         Self { path }
     }
 
@@ -97,7 +109,9 @@ impl TestCgroup {
     /// The cgroup id gatewatch sees (the directory's inode number).
     pub fn id(&self) -> u64 {
         use std::os::unix::fs::MetadataExt;
-        std::fs::metadata(&self.path).expect("cgroup metadata").ino()
+        std::fs::metadata(&self.path)
+            .expect("cgroup metadata")
+            .ino()
     }
 }
 
@@ -159,14 +173,18 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
         let _ = std::fs::remove_dir_all(PathBuf::from("/etc/netns").join(&self.name));
     }
 }
 
 /// Runs `cmd` to completion, panicking with its output if it fails.
 pub fn run_ok(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed: {}\nstdout: {}\nstderr: {}",
@@ -179,7 +197,11 @@ pub fn run_ok(cmd: &mut Command) -> Output {
 
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind port 0").local_addr().expect("local addr").port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind port 0")
+        .local_addr()
+        .expect("local addr")
+        .port()
 }
 
 /// A running gatewatch, stopped with SIGTERM on drop.
@@ -200,14 +222,23 @@ impl Gatewatch {
             .arg("run")
             .arg("--cgroup")
             .arg(&cgroup.path)
-            .args(["--metrics-addr", &addr.to_string(), "--name-wait-ms", TEST_NAME_WAIT_MS])
+            .args([
+                "--metrics-addr",
+                &addr.to_string(),
+                "--name-wait-ms",
+                TEST_NAME_WAIT_MS,
+            ])
             .args(args)
             .env("GATEWATCH_LOG_LEVEL", "debug")
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()
             .expect("start gatewatch");
-        let mut gw = Self { child: Some(child), addr, log };
+        let mut gw = Self {
+            child: Some(child),
+            addr,
+            log,
+        };
         let deadline = Instant::now() + WAIT;
         loop {
             if let Ok((200, _)) = http_get(addr, "/readyz") {
@@ -216,7 +247,11 @@ impl Gatewatch {
             if let Some(status) = gw.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 panic!("gatewatch exited before ready ({status}):\n{}", gw.log());
             }
-            assert!(Instant::now() < deadline, "gatewatch not ready after {WAIT:?}:\n{}", gw.log());
+            assert!(
+                Instant::now() < deadline,
+                "gatewatch not ready after {WAIT:?}:\n{}",
+                gw.log()
+            );
             thread::sleep(Duration::from_millis(50));
         }
     }
@@ -243,7 +278,12 @@ impl Gatewatch {
             if check(&m) {
                 return m;
             }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}; last scrape:\n{}\nlog:\n{}", m.text, self.log());
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; last scrape:\n{}\nlog:\n{}",
+                m.text,
+                self.log()
+            );
             thread::sleep(Duration::from_millis(100));
         }
     }
@@ -260,7 +300,10 @@ impl Gatewatch {
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                panic!("gatewatch did not exit within {WAIT:?} of SIGTERM:\n{}", self.log());
+                panic!(
+                    "gatewatch did not exit within {WAIT:?} of SIGTERM:\n{}",
+                    self.log()
+                );
             }
             thread::sleep(Duration::from_millis(20));
         }
@@ -284,7 +327,11 @@ pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> 
     let mut buf = String::new();
     s.read_to_string(&mut buf)?;
     let (head, body) = buf.split_once("\r\n\r\n").unwrap_or((&buf, ""));
-    let code = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
     Ok((code, body.to_owned()))
 }
 
@@ -307,22 +354,40 @@ impl Metrics {
             .lines()
             .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
             .map(|l| {
-                let (series, value) = l.rsplit_once(' ').unwrap_or_else(|| panic!("bad sample line {l:?}"));
-                let value: f64 = value.parse().unwrap_or_else(|_| panic!("bad value in {l:?}"));
+                let (series, value) = l
+                    .rsplit_once(' ')
+                    .unwrap_or_else(|| panic!("bad sample line {l:?}"));
+                let value: f64 = value
+                    .parse()
+                    .unwrap_or_else(|_| panic!("bad value in {l:?}"));
                 let (name, labels) = match series.split_once('{') {
                     Some((name, rest)) => (name, parse_labels(rest.trim_end_matches('}'))),
                     None => (series, BTreeMap::new()),
                 };
-                Sample { name: name.to_owned(), labels, value }
+                Sample {
+                    name: name.to_owned(),
+                    labels,
+                    value,
+                }
             })
             .collect();
-        Self { samples, text: text.to_owned() }
+        Self {
+            samples,
+            text: text.to_owned(),
+        }
     }
 
     /// Samples of `name` whose labels include every pair in `labels`.
-    pub fn matching<'a>(&'a self, name: &'a str, labels: &'a [(&str, &str)]) -> impl Iterator<Item = &'a Sample> {
+    pub fn matching<'a>(
+        &'a self,
+        name: &'a str,
+        labels: &'a [(&str, &str)],
+    ) -> impl Iterator<Item = &'a Sample> {
         self.samples.iter().filter(move |s| {
-            s.name == name && labels.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+            s.name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
         })
     }
 
@@ -368,6 +433,11 @@ pub struct Listener {
 
 impl Listener {
     pub fn bind(addr: &str) -> Self {
+        Self::bind_reply(addr, 0)
+    }
+
+    /// Like [`Listener::bind`], but first sends `reply` bytes on every connection.
+    pub fn bind_reply(addr: &str, reply: usize) -> Self {
         let l = TcpListener::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}"));
         l.set_nonblocking(true).expect("nonblocking listener");
         let addr = l.local_addr().expect("local addr");
@@ -379,6 +449,7 @@ impl Listener {
                     Ok((mut s, _)) => {
                         thread::spawn(move || {
                             let _ = s.set_nonblocking(false);
+                            let _ = s.write_all(&vec![b'r'; reply]);
                             let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
                             let mut buf = [0u8; 4096];
                             while matches!(s.read(&mut buf), Ok(n) if n > 0) {}

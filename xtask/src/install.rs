@@ -29,20 +29,39 @@ pub fn all() -> anyhow::Result<()> {
 }
 
 fn output(cmd: &mut Command) -> anyhow::Result<String> {
-    let out = cmd.output().with_context(|| format!("cannot start {cmd:?}"))?;
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
     if !out.status.success() {
-        bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Nightly's rust-src (to build `core` for the BPF target) and bpf-linker.
 pub fn toolchain() -> anyhow::Result<()> {
-    let installed = output(Command::new("rustup").args(["component", "list", "--toolchain", "nightly", "--installed"]))
-        .context("the nightly toolchain is needed for the kernel programs; it must be installed with rustup")?;
+    let installed = output(Command::new("rustup").args([
+        "component",
+        "list",
+        "--toolchain",
+        "nightly",
+        "--installed",
+    ]))
+    .context(
+        "the nightly toolchain is needed for the kernel programs; it must be installed with rustup",
+    )?;
     if !installed.lines().any(|l| l.starts_with("rust-src")) {
         eprintln!("xtask: installing rust-src for nightly");
-        status(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))?;
+        status(Command::new("rustup").args([
+            "component",
+            "add",
+            "rust-src",
+            "--toolchain",
+            "nightly",
+        ]))?;
     }
     let current = Command::new("bpf-linker").arg("--version").output().ok();
     let have = current
@@ -68,17 +87,31 @@ fn install_bpf_linker() -> anyhow::Result<()> {
                 .and_then(|n| n.to_str())
                 .is_some_and(|n| n.starts_with("libLLVM.so.22"))
         })
-        .with_context(|| format!("no libLLVM.so.22* in {}: nightly must ship LLVM 22", lib_dir.display()))?;
+        .with_context(|| {
+            format!(
+                "no libLLVM.so.22* in {}: nightly must ship LLVM 22",
+                lib_dir.display()
+            )
+        })?;
     let prefix = std::env::temp_dir().join("gatewatch-llvm-prefix");
     std::fs::create_dir_all(prefix.join("lib"))?;
     let link = prefix.join("lib/libLLVM.so");
     let _ = std::fs::remove_file(&link);
-    std::os::unix::fs::symlink(&llvm, &link).with_context(|| format!("cannot link {}", link.display()))?;
-    eprintln!("xtask: building bpf-linker {BPF_LINKER_VERSION} against {}", llvm.display());
+    std::os::unix::fs::symlink(&llvm, &link)
+        .with_context(|| format!("cannot link {}", link.display()))?;
+    eprintln!(
+        "xtask: building bpf-linker {BPF_LINKER_VERSION} against {}",
+        llvm.display()
+    );
     status(
         Command::new("cargo")
             .args(["install", "bpf-linker", "--version", BPF_LINKER_VERSION])
-            .args(["--no-default-features", "--features", BPF_LINKER_LLVM_FEATURE, "--locked"])
+            .args([
+                "--no-default-features",
+                "--features",
+                BPF_LINKER_LLVM_FEATURE,
+                "--locked",
+            ])
             .env("LLVM_PREFIX", &prefix),
     )
 }

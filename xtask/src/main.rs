@@ -67,7 +67,9 @@ fn cargo() -> Command {
 }
 
 pub fn status(cmd: &mut Command) -> anyhow::Result<()> {
-    let st = cmd.status().with_context(|| format!("cannot start {cmd:?}"))?;
+    let st = cmd
+        .status()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
     if !st.success() {
         bail!("{cmd:?} failed: {st}");
     }
@@ -103,10 +105,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             install::all()?;
             let bin = build(false)?;
             let mut cmd = cargo();
-            cmd.args(["test", "--workspace", "--exclude", "observer-ebpf"])
-                .args(args)
-                .env("GATEWATCH_BIN", bin);
-            status(&mut cmd)
+            cmd.args([
+                "test",
+                "--workspace",
+                "--exclude",
+                "observer-ebpf",
+                "--all-targets",
+            ])
+            .args(args)
+            .env("GATEWATCH_BIN", bin);
+            test_with_summary(&mut cmd)
         }
         Task::Lint => {
             install::toolchain()?;
@@ -123,4 +131,44 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             ]))
         }
     }
+}
+
+/// Runs `cargo test`, echoing its output, and ends with one plain line that
+/// totals every test binary: `tests: N passed, M failed`.
+fn test_with_summary(cmd: &mut Command) -> anyhow::Result<()> {
+    use std::io::{BufRead as _, BufReader};
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
+    let (mut passed, mut failed) = (0u64, 0u64);
+    let stdout = child.stdout.take().context("cargo test stdout")?;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.context("read cargo test output")?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            let count = |word: &str| {
+                rest.split(';')
+                    .find_map(|part| {
+                        part.trim()
+                            .trim_start_matches("ok. ")
+                            .trim_start_matches("FAILED. ")
+                            .strip_suffix(word)
+                    })
+                    .and_then(|n| n.trim().parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            passed += count(" passed");
+            failed += count(" failed");
+        }
+    }
+    let st = child.wait().context("wait for cargo test")?;
+    println!("tests: {passed} passed, {failed} failed");
+    if !st.success() {
+        bail!("cargo test failed: {st}");
+    }
+    if passed == 0 {
+        bail!("cargo test ran no test");
+    }
+    Ok(())
 }

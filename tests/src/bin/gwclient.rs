@@ -3,7 +3,9 @@
 //! or `--comm NAME`) so tests can assert the `process` label.
 //!
 //! gwclient [--comm NAME] [--count N] [--send-file F] [--send TEXT]
-//!          [--split N] [--gap-ms MS] [--read] ADDR...
+//!          [--send-bytes N] [--split N] [--gap-ms MS] [--read] [--hold-ms MS] ADDR...
+//!
+//! `--read` half-closes after sending and reads until the peer closes.
 use std::{
     io::{Read, Write},
     net::{SocketAddr, TcpStream},
@@ -19,24 +21,46 @@ struct Opts {
     split: usize,
     gap: Duration,
     read: bool,
+    hold: Duration,
     targets: Vec<SocketAddr>,
 }
 
 fn parse() -> Result<(Option<String>, Opts), String> {
     let mut args = std::env::args().skip(1);
     let mut comm = None;
-    let mut o = Opts { count: 1, payload: Vec::new(), split: 1, gap: Duration::from_millis(50), read: false, targets: Vec::new() };
+    let mut o = Opts {
+        count: 1,
+        payload: Vec::new(),
+        split: 1,
+        gap: Duration::from_millis(50),
+        read: false,
+        hold: Duration::ZERO,
+        targets: Vec::new(),
+    };
     while let Some(a) = args.next() {
         let mut val = || args.next().ok_or_else(|| format!("{a} needs a value"));
         match a.as_str() {
             "--comm" => comm = Some(val()?),
             "--count" => o.count = val()?.parse().map_err(|e| format!("--count: {e}"))?,
             "--send" => o.payload = val()?.replace("\\r\\n", "\r\n").into_bytes(),
-            "--send-file" => o.payload = std::fs::read(val()?).map_err(|e| format!("--send-file: {e}"))?,
+            "--send-file" => {
+                o.payload = std::fs::read(val()?).map_err(|e| format!("--send-file: {e}"))?
+            }
             "--split" => o.split = val()?.parse().map_err(|e| format!("--split: {e}"))?,
-            "--gap-ms" => o.gap = Duration::from_millis(val()?.parse().map_err(|e| format!("--gap-ms: {e}"))?),
+            "--gap-ms" => {
+                o.gap = Duration::from_millis(val()?.parse().map_err(|e| format!("--gap-ms: {e}"))?)
+            }
+            "--send-bytes" => {
+                o.payload = vec![b'x'; val()?.parse().map_err(|e| format!("--send-bytes: {e}"))?]
+            }
+            "--hold-ms" => {
+                o.hold =
+                    Duration::from_millis(val()?.parse().map_err(|e| format!("--hold-ms: {e}"))?)
+            }
             "--read" => o.read = true,
-            t => o.targets.push(t.parse().map_err(|e| format!("bad target {t:?}: {e}"))?),
+            t => o
+                .targets
+                .push(t.parse().map_err(|e| format!("bad target {t:?}: {e}"))?),
         }
     }
     Ok((comm, o))
@@ -60,10 +84,13 @@ fn one(target: SocketAddr, o: &Opts) -> std::io::Result<()> {
             s.write_all(chunk)?;
         }
     }
+    std::thread::sleep(o.hold);
     if o.read {
+        s.shutdown(std::net::Shutdown::Write)?;
         s.set_read_timeout(Some(CONNECT_TIMEOUT))?;
         let mut buf = Vec::new();
-        let _ = s.read_to_end(&mut buf);
+        s.read_to_end(&mut buf)?;
+        println!("{}", buf.len());
     }
     Ok(())
 }
@@ -88,5 +115,9 @@ fn main() -> ExitCode {
             }
         }
     }
-    if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+    if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }

@@ -1,0 +1,52 @@
+//! sock_ops: established and closed, with the kernel's own byte counters,
+//! for actively opened TCP connections. State callbacks are switched on per
+//! socket at connect, so passive and unwatched sockets cost nothing more.
+use aya_ebpf::{
+    EbpfContext as _,
+    bindings::{
+        BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB, BPF_SOCK_OPS_STATE_CB, BPF_SOCK_OPS_STATE_CB_FLAG,
+        BPF_SOCK_OPS_TCP_CONNECT_CB,
+    },
+    helpers::generated::{bpf_get_socket_cookie, bpf_ktime_get_ns},
+    programs::SockOpsContext,
+};
+use observer_common::{
+    DROP_STATE, EVENT_STATE, STATE_CLOSED, STATE_ESTABLISHED, StateEvent, TCP_CLOSE,
+};
+
+use crate::maps::{EVENTS, count_drop};
+
+pub fn try_sock_ops(ctx: &SockOpsContext) -> Result<(), i64> {
+    match ctx.op() {
+        BPF_SOCK_OPS_TCP_CONNECT_CB => {
+            let flags = ctx.cb_flags() | BPF_SOCK_OPS_STATE_CB_FLAG;
+            ctx.set_cb_flags(flags as i32).map_err(i64::from)?;
+        }
+        BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB => emit(ctx, STATE_ESTABLISHED, 0),
+        BPF_SOCK_OPS_STATE_CB if ctx.arg(1) == TCP_CLOSE => emit(ctx, STATE_CLOSED, ctx.arg(0)),
+        _ => {}
+    }
+    Ok(())
+}
+
+#[inline(always)]
+fn emit(ctx: &SockOpsContext, state: u32, old_state: u32) {
+    let Some(mut entry) = EVENTS.reserve::<StateEvent>(0) else {
+        count_drop(DROP_STATE);
+        return;
+    };
+    // SAFETY: reading fields of the program's own context; these callbacks
+    // run on full sockets, where the byte counters are valid.
+    let ops = unsafe { &*ctx.ops };
+    entry.write(StateEvent {
+        kind: EVENT_STATE,
+        state,
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+        cookie: unsafe { bpf_get_socket_cookie(ctx.as_ptr()) },
+        bytes_sent: ops.bytes_acked,
+        bytes_received: ops.bytes_received,
+        old_state,
+        total_retrans: ops.total_retrans,
+    });
+    entry.submit(0);
+}

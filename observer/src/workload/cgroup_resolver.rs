@@ -1,0 +1,143 @@
+//! cgroup v2 id → cgroup path.
+//!
+//! `bpf_get_current_cgroup_id()` returns the kernfs id of the task's cgroup,
+//! which on 64-bit kernels is the inode number of its directory under the
+//! cgroup v2 mount. So resolving walks that mount and matches inode numbers.
+//! The root must be the v2 (unified) mount; on a v1-only host nothing
+//! resolves.
+use std::{
+    fs,
+    num::NonZeroUsize,
+    os::unix::fs::MetadataExt,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use lru::LruCache;
+
+use super::throttle::RescanGate;
+
+/// Paths kept; a node has a few thousand cgroups at most.
+pub const CGROUP_CACHE_CAPACITY: usize = 16_384;
+/// A miss rescans the tree at most this often.
+pub const CGROUP_RESCAN_INTERVAL: Duration = Duration::from_secs(2);
+/// A scan stops after this many directories, bounding its cost.
+pub const CGROUP_SCAN_MAX_DIRS: usize = 65_536;
+/// …and does not descend deeper than this below the root.
+pub const CGROUP_SCAN_MAX_DEPTH: usize = 32;
+
+/// Maps cgroup ids to paths relative to the cgroup root, written as
+/// `/proc/<pid>/cgroup` writes them: with a leading `/`, the root is `/`.
+#[derive(Debug)]
+pub struct CgroupResolver {
+    root: PathBuf,
+    cache: LruCache<u64, String>,
+    gate: RescanGate,
+}
+
+impl CgroupResolver {
+    pub fn new(cgroup_root: PathBuf) -> Self {
+        Self {
+            root: cgroup_root,
+            cache: LruCache::new(capacity(CGROUP_CACHE_CAPACITY)),
+            gate: RescanGate::new(CGROUP_RESCAN_INTERVAL),
+        }
+    }
+
+    /// Changes how often a miss may rescan (tests, tuning).
+    pub fn with_rescan_interval(mut self, interval: Duration) -> Self {
+        self.gate = RescanGate::new(interval);
+        self
+    }
+
+    pub fn resolve(&mut self, id: u64) -> Option<String> {
+        self.resolve_at(id, Instant::now())
+    }
+
+    fn resolve_at(&mut self, id: u64, now: Instant) -> Option<String> {
+        if let Some(path) = self.cache.get(&id) {
+            // The cgroup may have been removed, or renamed: check before trusting.
+            if inode_of(&self.root, path) == Some(id) {
+                return Some(path.clone());
+            }
+            self.cache.pop(&id);
+        }
+        if !self.gate.try_begin(now) {
+            return None;
+        }
+        let found = self.rescan(id);
+        if let Some(path) = &found {
+            // Put last so it survives a scan bigger than the cache.
+            self.cache.put(id, path.clone());
+        }
+        found
+    }
+
+    /// Walks the tree, caching every directory; returns the path of `wanted`.
+    fn rescan(&mut self, wanted: u64) -> Option<String> {
+        let mut found = None;
+        let mut seen = 0usize;
+        let mut stack = vec![(self.root.clone(), String::from("/"), 0usize)];
+        while let Some((dir, rel, depth)) = stack.pop() {
+            if seen == CGROUP_SCAN_MAX_DIRS {
+                log::warn!(
+                    "cgroup scan of {} stopped at {CGROUP_SCAN_MAX_DIRS} directories",
+                    self.root.display()
+                );
+                break;
+            }
+            let Ok(meta) = fs::symlink_metadata(&dir) else {
+                continue; // removed while we walked
+            };
+            seen += 1;
+            if meta.ino() == wanted {
+                found = Some(rel.clone());
+            }
+            if depth < CGROUP_SCAN_MAX_DEPTH {
+                push_children(&dir, &rel, depth, &mut stack);
+            }
+            self.cache.put(meta.ino(), rel);
+        }
+        found
+    }
+}
+
+fn push_children(dir: &Path, rel: &str, depth: usize, stack: &mut Vec<(PathBuf, String, usize)>) {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) => {
+            log::debug!("cgroup scan: cannot read {}: {err}", dir.display());
+            return;
+        }
+    };
+    for entry in entries.flatten() {
+        // file_type() comes from readdir: no extra syscall for the many
+        // interface files, and symlinks are not followed.
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            continue; // cgroup names are UTF-8 in practice; skip oddities
+        };
+        let child_rel = if rel == "/" {
+            format!("/{name}")
+        } else {
+            format!("{rel}/{name}")
+        };
+        stack.push((entry.path(), child_rel, depth + 1));
+    }
+}
+
+fn inode_of(root: &Path, rel: &str) -> Option<u64> {
+    // Joining an absolute path would replace the root.
+    let path = root.join(rel.trim_start_matches('/'));
+    fs::symlink_metadata(path).ok().map(|m| m.ino())
+}
+
+fn capacity(n: usize) -> NonZeroUsize {
+    NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,74 @@
+"""Test peer: an HTTPS server (self-signed, IPv4 and IPv6) that answers like a
+model provider or gateway, and a plain-HTTP server for in-cluster gateways.
+
+Runs inside a test's network namespace; it is not in the watched cgroup, so
+only the clients' side is observed. Stops when its parent test kills it.
+"""
+import argparse
+import json
+import socket
+import ssl
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+COMPLETION = {
+    "id": "chatcmpl-test",
+    "object": "chat.completion",
+    "created": 0,
+    "model": "test-model",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+}
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def _reply(self, body: bytes, ctype: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        self._reply(b"ok\n", "text/plain")
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        self._reply(json.dumps(COMPLETION).encode(), "application/json")
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+class DualStackServer(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+    daemon_threads = True
+
+    def server_bind(self) -> None:
+        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--cert", required=True)
+    p.add_argument("--key", required=True)
+    p.add_argument("--tls-port", type=int, default=443)
+    p.add_argument("--http-port", type=int, default=4000)
+    args = p.parse_args()
+
+    tls = DualStackServer(("::", args.tls_port), Handler)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(args.cert, args.key)
+    tls.socket = ctx.wrap_socket(tls.socket, server_side=True)
+    plain = DualStackServer(("::", args.http_port), Handler)
+    threading.Thread(target=plain.serve_forever, daemon=True).start()
+    print("ready", flush=True)
+    tls.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
