@@ -1,31 +1,44 @@
 //! The HTTP server: Prometheus metrics, health, readiness and the read-only
-//! JSON API. It serves no payloads (gatewatch keeps none) and accepts no writes.
-use std::sync::{
-    Arc,
-    atomic::{AtomicBool, Ordering},
+//! JSON API (`/api/v1/...`). It serves no payloads (gatewatch keeps none)
+//! and accepts no writes.
+use std::{
+    convert::Infallible,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
 use axum::{
-    Router,
-    extract::State,
+    Json, Router,
+    body::{Body, Bytes},
+    extract::{Query, State},
     http::{StatusCode, header},
     response::IntoResponse,
     routing::get,
 };
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, sync::broadcast::error::RecvError};
 
-use crate::metrics::Metrics;
+use crate::{
+    flowlog::{FlowFilter, FlowLog},
+    metrics::Metrics,
+};
 
 pub struct AppState {
     pub metrics: Arc<Metrics>,
+    pub log: Arc<FlowLog>,
+    /// The effective configuration, as `GET /api/v1/config` shows it.
+    pub config: serde_json::Value,
     /// Programs attached and the ring buffer being read.
     pub ready: AtomicBool,
 }
 
 impl AppState {
-    pub fn new(metrics: Arc<Metrics>) -> Self {
+    pub fn new(metrics: Arc<Metrics>, log: Arc<FlowLog>, config: serde_json::Value) -> Self {
         Self {
             metrics,
+            log,
+            config,
             ready: AtomicBool::new(false),
         }
     }
@@ -36,6 +49,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .route("/api/v1/flows", get(flows))
+        .route("/api/v1/flows/stream", get(stream))
+        .route("/api/v1/summary", get(summary))
+        .route("/api/v1/config", get(config))
         .with_state(state)
 }
 
@@ -55,6 +72,59 @@ async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
             "not ready: programs not attached or ring buffer not read yet\n",
         )
     }
+}
+
+/// `GET /api/v1/flows?route=direct&namespace=team-a&limit=50`: recent flows, oldest first.
+async fn flows(
+    State(state): State<Arc<AppState>>,
+    Query(filter): Query<FlowFilter>,
+) -> impl IntoResponse {
+    Json(state.log.recent(&filter))
+}
+
+/// `GET /api/v1/flows/stream?route=direct`: one JSON object per line for
+/// every flow counted or updated from now on (chunked `application/x-ndjson`).
+async fn stream(
+    State(state): State<Arc<AppState>>,
+    Query(filter): Query<FlowFilter>,
+) -> impl IntoResponse {
+    let rx = state.log.subscribe();
+    let metrics = state.metrics.clone();
+    let lines = futures_util::stream::unfold(
+        (rx, filter, metrics),
+        |(mut rx, filter, metrics)| async move {
+            loop {
+                match rx.recv().await {
+                    Ok(flow) if filter.matches(&flow) => {
+                        let mut line = serde_json::to_vec(&*flow).unwrap_or_default();
+                        line.push(b'\n');
+                        return Some((
+                            Ok::<_, Infallible>(Bytes::from(line)),
+                            (rx, filter, metrics),
+                        ));
+                    }
+                    Ok(_) => {}
+                    Err(RecvError::Lagged(n)) => {
+                        metrics.dropped.with_label_values(&["api_stream"]).inc_by(n)
+                    }
+                    Err(RecvError::Closed) => return None,
+                }
+            }
+        },
+    );
+    (
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(lines),
+    )
+}
+
+/// `GET /api/v1/summary`: per workload × route × provider totals, most direct first.
+async fn summary(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    Json(state.log.summary())
+}
+
+async fn config(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    Json(state.config.clone())
 }
 
 /// Serves until `shutdown` resolves.

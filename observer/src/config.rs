@@ -330,6 +330,44 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The effective configuration for `GET /api/v1/config`. gatewatch
+    /// holds no secrets in its configuration; should one be added, it must
+    /// be left out here.
+    pub fn view(&self) -> serde_json::Value {
+        let rules: Vec<_> = self
+            .rules
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "pattern": r.pattern.to_string(), "kind": r.kind, "provider": r.provider, "origin": r.origin,
+                })
+            })
+            .collect();
+        let catalog = crate::catalog::Catalog::builtin();
+        serde_json::json!({
+            "version": crate::VERSION,
+            "git_sha": crate::GIT_SHA,
+            "metrics_addr": self.metrics_addr.to_string(),
+            "cgroup": self.cgroup,
+            "name_wait_ms": self.name_wait.as_millis() as u64,
+            "record_other_endpoints": self.record_other_endpoints,
+            "catalog_gateways": self.catalog_gateways,
+            "ring_bytes": self.ring_bytes,
+            "label_cap": self.label_cap,
+            "max_pending": self.max_pending,
+            "dns_cache": self.dns_cache,
+            "rules": rules,
+            "ignore": self.ignore.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+            "gateway_workloads": self.gateway_workloads.iter().map(|g| g.to_string()).collect::<Vec<_>>(),
+            "proc_root": self.workload_paths.proc_root,
+            "pod_logs": self.workload_paths.pods_root,
+            "container_logs": self.workload_paths.containers_root,
+            "catalog": { "version": catalog.version, "entries": catalog.entries().len() },
+        })
+    }
+}
+
 fn make_rule(
     field: &str,
     pattern: &str,

@@ -24,14 +24,12 @@ use crate::{
     classify::{Classifier, Route, Verdict},
     dns,
     events::{Chunk, ConnectEvent, Event, StateChange, StateEvent},
+    flowlog::FlowLog,
     http,
     metrics::{LabelCaps, Metrics},
     names::NameCache,
     tls,
 };
-
-/// Finished flows kept for the API's recent-flows view.
-pub const RECENT_FLOWS: usize = 4096;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -97,9 +95,13 @@ pub struct FlowRecord {
     pub alpn: Vec<String>,
     pub verdict: Verdict,
     pub state: FlowState,
-    /// Filled when the connection closed within the name wait.
+    /// Wall-clock time the connection was counted.
+    pub time_unix_ms: u64,
+    /// Payload bytes, once closed.
     pub bytes_sent: u64,
     pub bytes_received: u64,
+    /// connect() to close, once closed.
+    pub duration_ms: Option<u64>,
 }
 
 #[derive(Clone, Debug)]
@@ -165,7 +167,7 @@ pub struct FlowTable {
     live: HashMap<u64, Live>,
     /// Live cookies, oldest first, for eviction when `live` is full.
     live_order: VecDeque<u64>,
-    recent: VecDeque<FlowRecord>,
+    log: Arc<FlowLog>,
     identify: Identify,
 }
 
@@ -174,6 +176,7 @@ impl FlowTable {
         settings: FlowSettings,
         classifier: Classifier,
         metrics: Arc<Metrics>,
+        log: Arc<FlowLog>,
         identify: Identify,
     ) -> Self {
         let names =
@@ -188,7 +191,7 @@ impl FlowTable {
             order: VecDeque::new(),
             live: HashMap::new(),
             live_order: VecDeque::new(),
-            recent: VecDeque::with_capacity(RECENT_FLOWS),
+            log,
             identify,
         }
     }
@@ -199,10 +202,6 @@ impl FlowTable {
 
     pub fn pending_len(&self) -> usize {
         self.pending.len()
-    }
-
-    pub fn recent(&self) -> impl Iterator<Item = &FlowRecord> {
-        self.recent.iter()
     }
 
     /// Handles one decoded event; returns the flows it finished.
@@ -252,6 +251,8 @@ impl FlowTable {
                             .active
                             .with_label_values(&label_refs(&live.labels))
                             .inc();
+                        self.log
+                            .updated(ev.cookie, false, |f| f.state = FlowState::Established);
                     }
                 }
             }
@@ -269,15 +270,23 @@ impl FlowTable {
                         old_state,
                         total_retrans,
                     };
-                    self.apply_close(&live, &close);
+                    let state = self.apply_close(&live, &close);
+                    let (sent, received) = payload_bytes(&close, live.established);
+                    let duration_ms = close.ts_ns.saturating_sub(live.connect_ts_ns) / 1_000_000;
+                    self.log.updated(ev.cookie, live.established, |f| {
+                        f.state = state;
+                        f.bytes_sent = sent;
+                        f.bytes_received = received;
+                        f.duration_ms = Some(duration_ms);
+                    });
                 }
             }
         }
     }
 
     /// Records a finished connection: bytes, duration, failure reason, and
-    /// the end of its share of the active gauge.
-    fn apply_close(&self, live: &Live, close: &Close) {
+    /// the end of its share of the active gauge. Returns its final state.
+    fn apply_close(&self, live: &Live, close: &Close) -> FlowState {
         let m = &self.metrics;
         let labels = label_refs(&live.labels);
         let (sent, received) = payload_bytes(close, live.established);
@@ -292,13 +301,17 @@ impl FlowTable {
         m.duration
             .with_label_values(&[labels[0], labels[1]])
             .observe(seconds);
-        if let Some(reason) = failure_reason(close, live.established) {
-            let mut with_reason = vec![reason];
-            with_reason.extend_from_slice(&labels);
-            m.failures.with_label_values(&with_reason).inc();
-        }
         if live.established {
             m.active.with_label_values(&labels).dec();
+        }
+        match failure_reason(close, live.established) {
+            Some(reason) => {
+                let mut with_reason = vec![reason];
+                with_reason.extend_from_slice(&labels);
+                m.failures.with_label_values(&with_reason).inc();
+                FlowState::Failed
+            }
+            None => FlowState::Closed,
         }
     }
 
@@ -514,17 +527,13 @@ impl FlowTable {
             established: p.established,
         };
         let state = match (&p.closed, p.established) {
-            (Some(close), _) => {
-                self.apply_close(&live, close);
-                if failure_reason(close, p.established).is_some() {
-                    FlowState::Failed
-                } else {
-                    FlowState::Closed
-                }
-            }
+            (Some(close), _) => self.apply_close(&live, close),
             (None, true) => FlowState::Established,
             (None, false) => FlowState::Connecting,
         };
+        let duration_ms = p
+            .closed
+            .map(|c| c.ts_ns.saturating_sub(conn.ts_ns) / 1_000_000);
         let (bytes_sent, bytes_received) = p
             .closed
             .map_or((0, 0), |c| payload_bytes(&c, p.established));
@@ -548,15 +557,20 @@ impl FlowTable {
             alpn,
             verdict,
             state,
+            time_unix_ms: unix_ms(),
             bytes_sent,
             bytes_received,
+            duration_ms,
         };
-        if self.recent.len() == RECENT_FLOWS {
-            self.recent.pop_front();
-        }
-        self.recent.push_back(record.clone());
+        self.log.opened(record.clone());
         record
     }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn label_refs(labels: &[String; 7]) -> [&str; 7] {
@@ -641,8 +655,9 @@ mod tests {
             max_live: 2,
         };
         let identify: Identify = Box::new(|_, _, _| WorkloadInfo::default());
+        let log = Arc::new(FlowLog::new());
         (
-            FlowTable::new(settings, classifier, metrics.clone(), identify),
+            FlowTable::new(settings, classifier, metrics.clone(), log, identify),
             metrics,
         )
     }

@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod dns;
 pub mod events;
+pub mod flowlog;
 pub mod flows;
 pub mod http;
 pub mod loader;

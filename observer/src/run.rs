@@ -17,6 +17,7 @@ use crate::{
     classify::Classifier,
     config::Config,
     events,
+    flowlog::FlowLog,
     flows::{FlowSettings, FlowTable, WorkloadInfo},
     loader::{LoadOptions, Probes},
     metrics::Metrics,
@@ -37,7 +38,8 @@ const DROP_SOURCES: [&str; observer_common::DROP_SLOTS as usize] = [
 
 pub async fn run(cfg: Config, ebpf_debug: bool) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
-    let state = Arc::new(AppState::new(metrics.clone()));
+    let log = Arc::new(FlowLog::new());
+    let state = Arc::new(AppState::new(metrics.clone(), log.clone(), cfg.view()));
     // Bind before attaching: a busy port fails without touching the kernel.
     let listener = TcpListener::bind(cfg.metrics_addr).await.with_context(|| {
         format!(
@@ -81,6 +83,7 @@ pub async fn run(cfg: Config, ebpf_debug: bool) -> anyhow::Result<()> {
         },
         classifier,
         metrics.clone(),
+        log,
         identify(&cfg, probes.cgroup.clone()),
     );
     let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;

@@ -8,6 +8,7 @@ use std::{
     collections::{BTreeMap, BTreeSet},
     path::{Path, PathBuf},
     process::{Command, Output},
+    sync::OnceLock,
 };
 
 use gatewatch_tests::{gatewatch_bin, unique};
@@ -150,19 +151,23 @@ fn yaml_doc(path: &Path) -> Value {
     docs.remove(0)
 }
 
-/// Every resource in deploy/*.yaml with the file it came from.
-fn resources() -> Vec<(PathBuf, Value)> {
-    manifests()
-        .into_iter()
-        .flat_map(|f| yaml_docs(&f).into_iter().map(move |d| (f.clone(), d)))
-        .collect()
+/// Every resource in deploy/*.yaml with the file it came from (read once).
+fn resources() -> &'static [(PathBuf, Value)] {
+    static RESOURCES: OnceLock<Vec<(PathBuf, Value)>> = OnceLock::new();
+    RESOURCES.get_or_init(|| {
+        manifests()
+            .into_iter()
+            .flat_map(|f| yaml_docs(&f).into_iter().map(move |d| (f.clone(), d)))
+            .collect()
+    })
 }
 
 /// The one resource of `kind` in deploy/*.yaml.
 fn resource(kind: &str) -> (PathBuf, Value) {
     let mut found: Vec<_> = resources()
-        .into_iter()
+        .iter()
         .filter(|(_, r)| r["kind"] == kind)
+        .cloned()
         .collect();
     assert_eq!(
         found.len(),
@@ -198,19 +203,17 @@ fn exported_metrics() -> BTreeSet<String> {
     let path = root().join("observer/src/metrics.rs");
     let text = read(&path);
     let names: BTreeSet<String> = text
-        .split('"')
-        .skip(1)
-        .step_by(2)
-        .filter(|s| {
-            s.starts_with("gatewatch_")
-                && s.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        .match_indices("\"gatewatch_")
+        .filter_map(|(at, _)| {
+            let rest = &text[at + 1..];
+            let end =
+                rest.find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))?;
+            rest[end..].starts_with('"').then(|| rest[..end].to_owned())
         })
-        .map(str::to_owned)
         .collect();
     assert!(
         names.contains("gatewatch_connections_total"),
-        "{}: no gatewatch_connections_total literal",
+        "{}: no \"gatewatch_connections_total\" literal",
         rel(&path)
     );
     names
@@ -577,6 +580,9 @@ fn manifests_agree_with_each_other_and_the_security_stance() {
         "--config=/etc/gatewatch/config.toml",
         "--cgroup=/host/sys/fs/cgroup",
         "--metrics-addr=0.0.0.0:9464",
+        "--proc-root=/host/proc",
+        "--pod-logs=/host/var/log/pods",
+        "--container-logs=/host/var/log/containers",
     ] {
         assert!(args.contains(&want), "{f}: args lack {want}: {args:?}");
     }
@@ -942,9 +948,12 @@ fn dashboard_is_a_grafana_dashboard_with_valid_queries() {
 
     // Every panel query parses as PromQL: promtool checks them as recording
     // rules, Grafana's variables replaced by values.
-    let rules: Vec<Value> = dashboard_queries(&d)
+    let queries: Vec<(String, String)> = dashboard_queries(&d)
         .into_iter()
         .filter(|(title, _)| !title.starts_with("variable "))
+        .collect();
+    let rules: Vec<Value> = queries
+        .iter()
         .enumerate()
         .map(|(i, (_, expr))| {
             let expr = expr
@@ -966,9 +975,15 @@ fn dashboard_is_a_grafana_dashboard_with_valid_queries() {
     let _ = std::fs::remove_file(&tmp);
     assert!(
         out.status.success(),
-        "{f}: a panel query is not valid PromQL (query_N is the Nth panel query):\n{}{}",
+        "{f}: a panel query is not valid PromQL:\n{}{}\nwhere query_N is the query of panel:\n{}",
         String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        String::from_utf8_lossy(&out.stderr),
+        queries
+            .iter()
+            .enumerate()
+            .map(|(i, (title, _))| format!("  query_{i}: {title}"))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }
 
@@ -1115,6 +1130,45 @@ fn configmap_config_is_accepted_by_gatewatch() {
             rel(&file),
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+}
+
+#[test]
+fn daemonset_flags_and_variables_are_ones_gatewatch_knows() {
+    // A misspelt flag stops gatewatch at start; a misspelt GATEWATCH_*
+    // variable is silently ignored. Check both against `gatewatch run --help`.
+    let out = Command::new(gatewatch_bin())
+        .args(["run", "--help"])
+        .output()
+        .expect("run gatewatch run --help");
+    assert!(out.status.success(), "gatewatch run --help failed: {out:?}");
+    let help = String::from_utf8_lossy(&out.stdout);
+    let words: BTreeSet<&str> = help
+        .split(|c: char| c.is_whitespace() || matches!(c, ',' | '[' | ']' | '<' | '>' | '='))
+        .filter(|w| w.starts_with("--") || w.starts_with("GATEWATCH_"))
+        .collect();
+    let (file, ds) = resource("DaemonSet");
+    let f = rel(&file);
+    let args = array_at(&ds, "/spec/template/spec/containers/0/args", &file);
+    for arg in args
+        .iter()
+        .filter_map(Value::as_str)
+        .filter(|a| a.starts_with("--"))
+    {
+        let flag = arg.split_once('=').map_or(arg, |(flag, _)| flag);
+        assert!(
+            words.contains(flag),
+            "{f}: gatewatch run has no flag {flag} (from {arg:?})"
+        );
+    }
+    for env in array_at(&ds, "/spec/template/spec/containers/0/env", &file) {
+        let name = str_at(env, "/name", &file);
+        if name.starts_with("GATEWATCH_") {
+            assert!(
+                words.contains(name),
+                "{f}: gatewatch run reads no variable {name}"
+            );
+        }
     }
 }
 

@@ -20,7 +20,10 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
 ];
 
 /// Python packages the tests use as real clients (module name, pip spec).
-pub const PYTHON_PACKAGES: &[(&str, &str)] = &[("openai", "openai>=1.40,<3")];
+pub const PYTHON_PACKAGES: &[(&str, &str)] = &[
+    ("openai", "openai>=1.40,<3"),
+    ("kubernetes_validate", "kubernetes-validate==1.37.0"), // offline schema checks of deploy/
+];
 
 pub fn all() -> anyhow::Result<()> {
     toolchain()?;
