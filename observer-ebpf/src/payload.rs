@@ -20,6 +20,8 @@ use crate::{
 const TLS_HANDSHAKE: u8 = 0x16;
 const TLS_MAJOR: u8 = 0x03;
 const TLS_RECORD_HEADER: u32 = 5;
+const HANDSHAKE_HEADER: u32 = 4;
+const TLS_HEADERS: u32 = TLS_RECORD_HEADER + HANDSHAKE_HEADER;
 const CAPTURE_MAX: u32 = PAYLOAD_CAPTURE_MAX as u32;
 const _: () = assert!(
     CAPTURE_MAX.is_power_of_two(),
@@ -74,15 +76,23 @@ pub fn try_egress(ctx: &SkBuffContext) -> Result<(), i64> {
     Ok(())
 }
 
-/// How many stream bytes naming needs: a whole TLS record when the stream
-/// starts with a handshake record, otherwise just this first segment.
+/// How many stream bytes naming needs: the whole ClientHello when the
+/// stream starts with a TLS handshake record (one record, or two when the
+/// hello is longer than its first record), otherwise this first segment.
 #[inline(always)]
 fn expected_len(ctx: &SkBuffContext, payload_off: usize, total: u32) -> u32 {
-    if total >= TLS_RECORD_HEADER {
-        if let Ok(head) = ctx.load::<[u8; 5]>(payload_off) {
+    if total >= TLS_HEADERS {
+        if let Ok(head) = ctx.load::<[u8; 9]>(payload_off) {
             if head[0] == TLS_HANDSHAKE && head[1] == TLS_MAJOR {
                 let record = u16::from_be_bytes([head[3], head[4]]) as u32;
-                return (record + TLS_RECORD_HEADER).min(CAPTURE_MAX);
+                let hello = u32::from_be_bytes([0, head[6], head[7], head[8]]);
+                let needed = if record >= hello + HANDSHAKE_HEADER {
+                    record + TLS_RECORD_HEADER
+                } else {
+                    // The rest follows in a second record with its own header.
+                    hello + HANDSHAKE_HEADER + 2 * TLS_RECORD_HEADER
+                };
+                return needed.min(CAPTURE_MAX);
             }
         }
     }

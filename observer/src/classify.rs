@@ -116,14 +116,15 @@ pub struct Rule {
 }
 
 /// What matched, for `gatewatch classify` and the flow API.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Matched {
-    pub source: &'static str,
+    /// `rule` or `catalog`.
+    pub source: String,
     pub pattern: String,
     pub origin: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Verdict {
     pub route: Route,
     pub provider: String,
@@ -217,7 +218,7 @@ impl Classifier {
             provider: rule.provider.clone(),
             kind: Some(rule.kind),
             matched: Some(Matched {
-                source: "rule",
+                source: "rule".into(),
                 pattern: rule.pattern.to_string(),
                 origin: rule.origin.clone(),
             }),
@@ -234,7 +235,7 @@ impl Classifier {
             provider: entry.provider.clone(),
             kind: Some(entry.kind),
             matched: Some(Matched {
-                source: "catalog",
+                source: "catalog".into(),
                 pattern: pattern.to_string(),
                 origin: entry.source.clone(),
             }),

@@ -16,7 +16,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use observer_common::{TCP_ESTABLISHED, TCP_SYN_SENT};
 
@@ -31,7 +31,7 @@ use crate::{
     tls,
 };
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NameSource {
     Sni,
@@ -53,7 +53,7 @@ impl NameSource {
 
 /// Who made a connection: Kubernetes names (empty off Kubernetes) and
 /// whether it is one of the configured gateway workloads.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkloadInfo {
     pub namespace: String,
     pub pod: String,
@@ -66,7 +66,7 @@ pub struct WorkloadInfo {
 pub type Identify = Box<dyn FnMut(u64, u32, &str) -> WorkloadInfo + Send>;
 
 /// Where a connection is in its life, as the API shows it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FlowState {
     Connecting,
@@ -76,7 +76,7 @@ pub enum FlowState {
 }
 
 /// One classified connection, as the API shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct FlowRecord {
     pub ts_ns: u64,
     pub cookie: u64,
@@ -464,7 +464,12 @@ impl FlowTable {
                         let stream = contiguous_prefix(&p.segments);
                         let named = match self.naming(&stream) {
                             Naming::Done { sni, host, alpn } => Some((sni, host, alpn)),
-                            Naming::Wait => None,
+                            // Out of time with a hello still incomplete (lost
+                            // segment, or longer than the capture): use the
+                            // extensions that did arrive.
+                            Naming::Wait => tls::parse_client_hello_truncated(&stream)
+                                .ok()
+                                .map(|hello| (hello.sni, None, hello.alpn)),
                         };
                         done.push(self.finish(p, named, now));
                     }
@@ -816,6 +821,88 @@ mod tests {
         assert_eq!(m.dropped.with_label_values(&["flow_table_full"]).get(), 1);
         assert_eq!(
             count(&m, ["gateway", "corp-gw", "127.0.0.3:8443", "ip", "client"]),
+            1
+        );
+    }
+
+    fn payload(cookie: u64, offset: u32, data: &[u8]) -> Event {
+        Event::Payload(Chunk {
+            ts_ns: 1,
+            cookie,
+            cgroup_id: 1,
+            offset,
+            total: data.len() as u32,
+            data: Bytes::copy_from_slice(data),
+        })
+    }
+
+    const CURL_HELLO: &[u8] = include_bytes!("fixtures/tls_curl_api_openai.bin");
+
+    #[test]
+    fn a_client_hello_in_two_segments_is_named_as_soon_as_it_is_whole() {
+        let (mut t, m) = table(1000, false);
+        let now = Instant::now();
+        t.handle(connect(1, "127.0.0.9:443"), now);
+        let (a, b) = CURL_HELLO.split_at(100);
+        assert!(
+            t.handle(payload(1, 0, a), now).is_empty(),
+            "waits for the rest"
+        );
+        let done = t.handle(payload(1, 100, b), now);
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].name.as_deref(), Some("api.openai.com"));
+        assert_eq!(
+            count(
+                &m,
+                ["direct", "openai", "api.openai.com:443", "sni", "client"]
+            ),
+            1
+        );
+    }
+
+    #[test]
+    fn a_hello_still_incomplete_at_the_deadline_is_named_from_what_arrived() {
+        let (mut t, m) = table(100, false);
+        let now = Instant::now();
+        t.handle(connect(1, "127.0.0.9:443"), now);
+        // The tail never arrives, but the SNI extension is in the head.
+        let cut = CURL_HELLO.len() - 40;
+        t.handle(payload(1, 0, &CURL_HELLO[..cut]), now);
+        let done = t.expire(now + Duration::from_millis(100));
+        assert_eq!(done[0].name_source, NameSource::Sni, "{:?}", done[0]);
+        assert_eq!(
+            count(
+                &m,
+                ["direct", "openai", "api.openai.com:443", "sni", "client"]
+            ),
+            1
+        );
+    }
+
+    #[test]
+    fn plain_http_is_named_by_its_host_header() {
+        let (mut t, m) = table(1000, false);
+        let now = Instant::now();
+        t.handle(connect(1, "127.0.0.9:80"), now);
+        t.handle(
+            payload(
+                1,
+                0,
+                b"GET /v1/models HTTP/1.1\r\nHost: api.openai.com\r\n\r\n",
+            ),
+            now,
+        );
+        assert_eq!(
+            count(
+                &m,
+                [
+                    "direct",
+                    "openai",
+                    "api.openai.com:80",
+                    "http_host",
+                    "client"
+                ]
+            ),
             1
         );
     }

@@ -66,11 +66,12 @@ pub fn toolchain() -> anyhow::Result<()> {
             "nightly",
         ]))?;
     }
-    let current = Command::new("bpf-linker").arg("--version").output().ok();
-    let have = current
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains(BPF_LINKER_VERSION))
-        .unwrap_or(false);
+    // `bpf-linker --version` needs nightly's libLLVM on the library path, so
+    // ask cargo what it installed instead.
+    let installed = output(Command::new("cargo").args(["install", "--list"]))?;
+    let have = installed
+        .lines()
+        .any(|l| l.starts_with(&format!("bpf-linker v{BPF_LINKER_VERSION}:")));
     if !have {
         install_bpf_linker()?;
     }

@@ -1,4 +1,10 @@
-//! Command line: `gatewatch run | check-config | classify | catalog | version`.
+//! Command line: `gatewatch run | flows | top | classify | catalog |
+//! check-config | version | completions`.
+mod client;
+mod flows;
+mod top;
+mod view;
+
 use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::Context as _;
@@ -23,6 +29,14 @@ pub enum Command {
     ///
     /// Example: gatewatch run --gateway corp=contoso-apim.azure-api.net --provider openai=10.0.0.0/8:443
     Run(RunArgs),
+    /// Show recent connections from a running daemon, or follow new ones.
+    ///
+    /// Example: gatewatch flows --follow --route direct --namespace team-a
+    Flows(flows::FlowsArgs),
+    /// A refreshing summary per workload, route and provider, most direct traffic first (q quits).
+    ///
+    /// Example: gatewatch top --addr http://10.0.0.5:9464
+    Top(top::TopArgs),
     /// Validate a config file; exits non-zero naming the bad field.
     ///
     /// Example: gatewatch check-config /etc/gatewatch/config.toml
@@ -42,6 +56,10 @@ pub enum Command {
     },
     /// Print version and commit.
     Version,
+    /// Print a shell completion script.
+    ///
+    /// Example: gatewatch completions bash > /etc/bash_completion.d/gatewatch
+    Completions { shell: clap_complete::Shell },
 }
 
 #[derive(Debug, Args)]
@@ -141,6 +159,12 @@ pub struct ClassifyArgs {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Run(_)) {
+        // Commands that print end quietly when their reader goes away
+        // (`gatewatch catalog | head`), as other command-line tools do.
+        // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     match dispatch(cli) {
         Ok(code) => code,
         Err(err) => {
@@ -186,6 +210,18 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Version => {
             println!("gatewatch {} ({})", crate::VERSION, crate::GIT_SHA);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Flows(args) => flows::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Top(args) => top::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "gatewatch",
+                &mut std::io::stdout(),
+            );
             Ok(ExitCode::SUCCESS)
         }
     }
