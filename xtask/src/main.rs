@@ -1,6 +1,9 @@
 //! Developer tasks. `cargo xtask test` and `cargo xtask run -- ARGS` install
 //! whatever is missing first, so a fresh machine needs nothing else.
+mod bench;
+mod fuzz;
 mod install;
+mod kernel;
 
 use std::{
     path::{Path, PathBuf},
@@ -39,8 +42,17 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// cargo fmt --check and clippy on every userspace crate, warnings as errors.
+        /// cargo fmt --check and clippy on every userspace crate, warnings as errors.
     Lint,
+    /// Fuzz the parsers, the event decoder and the config parser for SECONDS each.
+    Fuzz {
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
+    /// Boot Debian's packaged kernels in qemu and check every program loads and attaches there.
+    KernelMatrix,
+    /// Side-by-side overhead benchmarks; writes BENCHMARKS.md.
+    Bench,
 }
 
 fn main() -> ExitCode {
@@ -114,8 +126,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             ])
             .args(args)
             .env("GATEWATCH_BIN", bin);
-            test_with_summary(&mut cmd)
+                        let (mut passed, mut failed) = test_with_summary(&mut cmd)?;
+            // Bounded extra suites CI runs with the tests: a short fuzz run and
+            // the kernel matrix. Each reports what it ran.
+            for (p, f) in [fuzz::ci()?, kernel::ci()?] {
+                passed += p;
+                failed += f;
+            }
+            println!("tests: {passed} passed, {failed} failed");
+            if failed > 0 {
+                bail!("{failed} tests failed");
+            }
+            Ok(())
         }
+        Task::Fuzz { seconds } => fuzz::run(seconds).map(|_| ()),
+        Task::KernelMatrix => kernel::run().map(|_| ()),
+        Task::Bench => bench::run(),
         Task::Lint => {
             install::toolchain()?;
             status(cargo().args(["fmt", "--all", "--", "--check"]))?;
@@ -133,9 +159,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Runs `cargo test`, echoing its output, and ends with one plain line that
-/// totals every test binary: `tests: N passed, M failed`.
-fn test_with_summary(cmd: &mut Command) -> anyhow::Result<()> {
+/// Runs `cargo test`, echoing its output; returns the totals over every
+/// test binary. The caller prints the closing `tests: N passed, M failed`.
+fn test_with_summary(cmd: &mut Command) -> anyhow::Result<(u64, u64)> {
     use std::io::{BufRead as _, BufReader};
     let mut child = cmd
         .stdout(std::process::Stdio::piped())
@@ -162,13 +188,13 @@ fn test_with_summary(cmd: &mut Command) -> anyhow::Result<()> {
             failed += count(" failed");
         }
     }
-    let st = child.wait().context("wait for cargo test")?;
-    println!("tests: {passed} passed, {failed} failed");
+        let st = child.wait().context("wait for cargo test")?;
     if !st.success() {
+        println!("tests: {passed} passed, {failed} failed");
         bail!("cargo test failed: {st}");
     }
     if passed == 0 {
         bail!("cargo test ran no test");
     }
-    Ok(())
+    Ok((passed, failed))
 }
