@@ -486,8 +486,10 @@ impl FlowTable {
         named: Option<(Option<String>, Option<String>, Vec<String>)>,
         now: Instant,
     ) -> FlowRecord {
-        let conn = p.conn;
+                let conn = p.conn;
         let (sni, host, alpn) = named.unwrap_or_default();
+        // An address in Host (curl's default for http://10.0.0.5/) names nothing.
+        let host = host.filter(|h| h.parse::<std::net::IpAddr>().is_err());
         let (name, source, cnames) = if let Some(sni) = sni {
             (Some(sni), NameSource::Sni, Vec::new())
         } else if let Some(host) = host {
@@ -905,6 +907,15 @@ mod tests {
             ),
             1
         );
+    }
+
+        #[test]
+    fn an_address_in_the_host_header_is_not_a_name() {
+        let (mut t, m) = table(1000, false);
+        let now = Instant::now();
+        t.handle(connect(1, "127.0.0.2:443"), now);
+        t.handle(payload(1, 0, b"GET / HTTP/1.1\r\nHost: 127.0.0.2:443\r\n\r\n"), now);
+        assert_eq!(count(&m, ["direct", "openai", "127.0.0.2:443", "ip", "client"]), 1);
     }
 
     #[test]

@@ -123,7 +123,7 @@ pub struct RunArgs {
     /// Size of the kernel event ring buffer in bytes, a power of two [default: 8388608].
     #[arg(long, env = "GATEWATCH_RING_BYTES")]
     pub ring_bytes: Option<u32>,
-    /// Distinct values kept per capped label (endpoint, process) before folding into _other [default: 1000].
+    /// Distinct values kept per capped label (endpoint, namespace, pod, container, process) before folding into _other [default: 1000].
     #[arg(long, env = "GATEWATCH_LABEL_CAP")]
     pub label_cap: Option<usize>,
     /// Host /proc, for process executables [default: /proc; /host/proc in the DaemonSet].
