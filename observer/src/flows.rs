@@ -244,16 +244,12 @@ impl FlowTable {
         }
         match ev.change {
             StateChange::Established => {
-                if let Some(live) = self.live.get_mut(&ev.cookie) {
-                    if !live.established {
-                        live.established = true;
-                        self.metrics
-                            .active
-                            .with_label_values(&label_refs(&live.labels))
-                            .inc();
-                        self.log
-                            .updated(ev.cookie, false, |f| f.state = FlowState::Established);
-                    }
+                                if let Some(live) = self.live.get_mut(&ev.cookie)
+                    && !live.established
+                {
+                    live.established = true;
+                    self.metrics.active.with_label_values(&label_refs(&live.labels)).inc();
+                    self.log.updated(ev.cookie, false, |f| f.state = FlowState::Established);
                 }
             }
             StateChange::Closed {

@@ -4,6 +4,7 @@
 //! other), loopback listeners, and a Prometheus text parser.
 //!
 //! Tests panic with a message rather than return errors.
+pub mod hardening;
 pub mod lab;
 
 use std::{
@@ -61,21 +62,10 @@ pub fn gatewatch_bin() -> PathBuf {
     bin
 }
 
+/// The cgroup v2 mount, found the way gatewatch finds it.
 pub fn cgroup2_root() -> PathBuf {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("read mountinfo");
-    let mounts: Vec<&str> = mountinfo
-        .lines()
-        .filter_map(|l| {
-            let (pre, post) = l.split_once(" - ")?;
-            (post.split_whitespace().next()? == "cgroup2").then(|| pre.split_whitespace().nth(4))?
-        })
-        .collect();
-    ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
-        .into_iter()
-        .find(|p| mounts.contains(p))
-        .or_else(|| mounts.first().copied())
-        .map(PathBuf::from)
-        .expect("no cgroup v2 mount on this machine")
+    gatewatch::loader::find_cgroup2_root(&mountinfo).expect("no cgroup v2 mount on this machine")
 }
 
 /// A cgroup made for one test, removed (with its processes moved out) on drop.

@@ -258,7 +258,7 @@ fn refused_connects_are_failures_and_active_returns_to_zero() {
     let closed_port = format!("127.0.0.2:{}", free_port());
     let node = Node::new();
     let agent = node.pod("team-c", "svc-1", "app", 5);
-    let gw = node.gatewatch(&["--provider", &format!("openai=127.0.0.2")]);
+    let gw = node.gatewatch(&["--provider", "openai=127.0.0.2"]);
 
     let out = agent
         .cgroup
