@@ -42,7 +42,7 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-        /// cargo fmt --check and clippy on every userspace crate, warnings as errors.
+    /// cargo fmt --check and clippy on every userspace crate, warnings as errors.
     Lint,
     /// Fuzz the parsers, the event decoder and the config parser for SECONDS each.
     Fuzz {
@@ -126,7 +126,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             ])
             .args(args)
             .env("GATEWATCH_BIN", bin);
-                        let (mut passed, mut failed) = test_with_summary(&mut cmd)?;
+            let (mut passed, mut failed) = test_with_summary(&mut cmd)?;
             // Bounded extra suites CI runs with the tests: a short fuzz run and
             // the kernel matrix. Each reports what it ran.
             for (p, f) in [fuzz::ci()?, kernel::ci()?] {
@@ -188,7 +188,7 @@ fn test_with_summary(cmd: &mut Command) -> anyhow::Result<(u64, u64)> {
             failed += count(" failed");
         }
     }
-        let st = child.wait().context("wait for cargo test")?;
+    let st = child.wait().context("wait for cargo test")?;
     if !st.success() {
         println!("tests: {passed} passed, {failed} failed");
         bail!("cargo test failed: {st}");
