@@ -78,7 +78,9 @@ pub fn try_egress(ctx: &SkBuffContext) -> Result<(), i64> {
 
 /// How many stream bytes naming needs: the whole ClientHello when the
 /// stream starts with a TLS handshake record (one record, or two when the
-/// hello is longer than its first record), otherwise this first segment.
+/// hello is longer than its first record); for an HTTP request whose first
+/// segment does not end its head, up to the capture limit (userspace stops
+/// as soon as it has the Host header); otherwise this first segment.
 #[inline(always)]
 fn expected_len(ctx: &SkBuffContext, payload_off: usize, total: u32) -> u32 {
     if total >= TLS_HEADERS {
@@ -96,7 +98,29 @@ fn expected_len(ctx: &SkBuffContext, payload_off: usize, total: u32) -> u32 {
             }
         }
     }
-    total.min(CAPTURE_MAX)
+    if head_continues(ctx, payload_off, total) {
+        CAPTURE_MAX
+    } else {
+        total.min(CAPTURE_MAX)
+    }
+}
+
+/// True when the segment starts like an HTTP request (an upper-case
+/// method) but does not end with the blank line that closes the head.
+#[inline(always)]
+fn head_continues(ctx: &SkBuffContext, payload_off: usize, total: u32) -> bool {
+    const END_OF_HEAD: [u8; 4] = *b"\r\n\r\n";
+    if total < 4 {
+        return false;
+    }
+    let Ok(first) = ctx.load::<u8>(payload_off) else {
+        return false;
+    };
+    if !first.is_ascii_uppercase() {
+        return false;
+    }
+    let tail = payload_off + total as usize - 4;
+    !matches!(ctx.load::<[u8; 4]>(tail), Ok(end) if end == END_OF_HEAD)
 }
 
 /// Copies up to `PAYLOAD_CAPTURE_MAX` bytes from `payload_off` into a ring

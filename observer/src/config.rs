@@ -133,6 +133,10 @@ pub struct Overrides {
     pub container_logs: Option<PathBuf>,
     /// `--gateway-workload KEY=VALUE[,KEY=VALUE]`
     pub gateway_workloads: Vec<String>,
+    /// `--kube-api`: also name pods (and get labels) from the Kubernetes API.
+    pub kube_api: bool,
+    /// `--node-name` / `NODE_NAME`: whose pods `--kube-api` watches.
+    pub node_name: Option<String>,
 }
 
 /// The effective, validated configuration.
@@ -152,6 +156,9 @@ pub struct Config {
     /// Where workload names come from; `cgroup_root` is set at attach time.
     pub workload_paths: WorkloadConfig,
     pub gateway_workloads: Vec<GatewaySelector>,
+    pub kube_api: bool,
+    /// Set (not empty) whenever `kube_api` is.
+    pub node_name: Option<String>,
 }
 
 impl Config {
@@ -294,6 +301,17 @@ impl Config {
                     .map_err(|e| field_error("--gateway-workload", e.to_string()))?,
             );
         }
+        let node_name = flags
+            .node_name
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty());
+        if flags.kube_api && node_name.is_none() {
+            return Err(field_error(
+                "--node-name",
+                "--kube-api watches this node's pods and needs its name: set --node-name or \
+                 NODE_NAME (the DaemonSet sets it from spec.nodeName)",
+            ));
+        }
         let defaults = WorkloadConfig::default();
         let workload_paths = WorkloadConfig {
             cgroup_root: defaults.cgroup_root,
@@ -326,6 +344,8 @@ impl Config {
             ignore,
             workload_paths,
             gateway_workloads,
+            kube_api: flags.kube_api,
+            node_name,
         })
     }
 }
@@ -363,6 +383,8 @@ impl Config {
             "proc_root": self.workload_paths.proc_root,
             "pod_logs": self.workload_paths.pods_root,
             "container_logs": self.workload_paths.containers_root,
+            "kube_api": self.kube_api,
+            "node_name": self.node_name,
             "catalog": { "version": catalog.version, "entries": catalog.entries().len() },
         })
     }
@@ -489,6 +511,26 @@ patterns = ["127.0.0.2:443", "[::1]:443"]
                 .to_string()
                 .starts_with("--gateway-workload:")
         );
+    }
+
+    #[test]
+    fn kube_api_needs_a_node_name() {
+        let flags = |node: Option<&str>| Overrides {
+            kube_api: true,
+            node_name: node.map(str::to_owned),
+            ..Default::default()
+        };
+        for node in [None, Some(" ")] {
+            let err = build("", flags(node)).expect_err("no node name");
+            assert!(
+                err.to_string().starts_with("--node-name:")
+                    && err.to_string().contains("NODE_NAME"),
+                "{err}"
+            );
+        }
+        let c = build("", flags(Some("node-a"))).expect("valid");
+        assert!(c.kube_api && c.node_name.as_deref() == Some("node-a"));
+        assert!(!build("", Overrides::default()).unwrap().kube_api);
     }
 
     #[test]

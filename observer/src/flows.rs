@@ -117,6 +117,8 @@ pub struct FlowSettings {
 
 /// Open connections tracked for their close, at most (see `FlowSettings::max_live`).
 pub const DEFAULT_MAX_LIVE: usize = 262_144;
+/// Closed cookies tolerated in the live order queue before it is compacted.
+const LIVE_ORDER_SLACK: usize = 1024;
 
 /// What the kernel said of a connection's end.
 #[derive(Clone, Copy, Debug)]
@@ -244,12 +246,16 @@ impl FlowTable {
         }
         match ev.change {
             StateChange::Established => {
-                                if let Some(live) = self.live.get_mut(&ev.cookie)
+                if let Some(live) = self.live.get_mut(&ev.cookie)
                     && !live.established
                 {
                     live.established = true;
-                    self.metrics.active.with_label_values(&label_refs(&live.labels)).inc();
-                    self.log.updated(ev.cookie, false, |f| f.state = FlowState::Established);
+                    self.metrics
+                        .active
+                        .with_label_values(&label_refs(&live.labels))
+                        .inc();
+                    self.log
+                        .updated(ev.cookie, false, |f| f.state = FlowState::Established);
                 }
             }
             StateChange::Closed {
@@ -266,7 +272,7 @@ impl FlowTable {
                         old_state,
                         total_retrans,
                     };
-                    let state = self.apply_close(&live, &close);
+                    let state = self.apply_close(&live, &close, true);
                     let (sent, received) = payload_bytes(&close, live.established);
                     let duration_ms = close.ts_ns.saturating_sub(live.connect_ts_ns) / 1_000_000;
                     self.log.updated(ev.cookie, live.established, |f| {
@@ -281,8 +287,10 @@ impl FlowTable {
     }
 
     /// Records a finished connection: bytes, duration, failure reason, and
-    /// the end of its share of the active gauge. Returns its final state.
-    fn apply_close(&self, live: &Live, close: &Close) -> FlowState {
+    /// the end of its share of the active gauge (`in_gauge`: the flow was
+    /// counted there, which a connection that closed while still waiting
+    /// for its name never was). Returns its final state.
+    fn apply_close(&self, live: &Live, close: &Close, in_gauge: bool) -> FlowState {
         let m = &self.metrics;
         let labels = label_refs(&live.labels);
         let (sent, received) = payload_bytes(close, live.established);
@@ -297,7 +305,7 @@ impl FlowTable {
         m.duration
             .with_label_values(&[labels[0], labels[1]])
             .observe(seconds);
-        if live.established {
+        if in_gauge && live.established {
             m.active.with_label_values(&labels).dec();
         }
         match failure_reason(close, live.established) {
@@ -337,8 +345,9 @@ impl FlowTable {
         }
         self.live.insert(cookie, live);
         self.live_order.push_back(cookie);
-        // Keep the order queue from growing with closed cookies.
-        if self.live_order.len() > 2 * self.settings.max_live.max(16) {
+        // Keep the order queue from growing with closed cookies: compact once
+        // stale entries outnumber live ones (amortised O(1) per insert).
+        if self.live_order.len() > 2 * self.live.len() + LIVE_ORDER_SLACK {
             let live = &self.live;
             self.live_order.retain(|c| live.contains_key(c));
         }
@@ -482,7 +491,7 @@ impl FlowTable {
         named: Option<(Option<String>, Option<String>, Vec<String>)>,
         now: Instant,
     ) -> FlowRecord {
-                let conn = p.conn;
+        let conn = p.conn;
         let (sni, host, alpn) = named.unwrap_or_default();
         // An address in Host (curl's default for http://10.0.0.5/) names nothing.
         let host = host.filter(|h| h.parse::<std::net::IpAddr>().is_err());
@@ -530,7 +539,7 @@ impl FlowTable {
             established: p.established,
         };
         let state = match (&p.closed, p.established) {
-            (Some(close), _) => self.apply_close(&live, close),
+            (Some(close), _) => self.apply_close(&live, close, false),
             (None, true) => FlowState::Established,
             (None, false) => FlowState::Connecting,
         };
@@ -768,6 +777,19 @@ mod tests {
     }
 
     #[test]
+    fn a_connection_closed_before_it_is_named_leaves_the_active_gauge_at_zero() {
+        let (mut t, m) = table(100, false);
+        let now = Instant::now();
+        t.handle(connect(1, "127.0.0.2:443"), now);
+        t.handle(state(1, 2, StateChange::Established), now);
+        t.handle(state(1, 3, closed(2, 2, 5, 0)), now);
+        let done = t.expire(now + Duration::from_millis(100));
+        assert_eq!(done[0].state, FlowState::Closed);
+        assert_eq!(m.active.with_label_values(&DIRECT).get(), 0);
+        assert_eq!(t.live_len(), 0);
+    }
+
+    #[test]
     fn a_full_live_table_evicts_the_oldest_and_keeps_the_gauge_honest() {
         let (mut t, m) = table(0, false);
         let now = Instant::now();
@@ -905,13 +927,19 @@ mod tests {
         );
     }
 
-        #[test]
+    #[test]
     fn an_address_in_the_host_header_is_not_a_name() {
         let (mut t, m) = table(1000, false);
         let now = Instant::now();
         t.handle(connect(1, "127.0.0.2:443"), now);
-        t.handle(payload(1, 0, b"GET / HTTP/1.1\r\nHost: 127.0.0.2:443\r\n\r\n"), now);
-        assert_eq!(count(&m, ["direct", "openai", "127.0.0.2:443", "ip", "client"]), 1);
+        t.handle(
+            payload(1, 0, b"GET / HTTP/1.1\r\nHost: 127.0.0.2:443\r\n\r\n"),
+            now,
+        );
+        assert_eq!(
+            count(&m, ["direct", "openai", "127.0.0.2:443", "ip", "client"]),
+            1
+        );
     }
 
     #[test]

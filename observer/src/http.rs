@@ -208,7 +208,9 @@ fn normalize_host(value: &str) -> Result<Option<String>, HttpError> {
         return Err(bad());
     }
     let host = host.to_ascii_lowercase();
-    let host = host.strip_suffix('.').unwrap_or(&host);
+    // All trailing dots, as `pattern::normalize_host` drops them: `a.com..`
+    // must not become an endpoint label apart from `a.com`.
+    let host = host.trim_end_matches('.');
     // RFC 3986 reg-name characters, plus ':' for the IPv6 forms above.
     let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=:".contains(&b);
     if host.is_empty() || !host.bytes().all(allowed) {
@@ -376,6 +378,25 @@ mod tests {
             assert_eq!(normalize_host(value), Ok(Some(want.into())), "{value}");
         }
         assert_eq!(normalize_host(""), Ok(None));
+    }
+
+    #[test]
+    fn host_with_repeated_trailing_dots_is_the_same_name() {
+        // Found by fuzzing: only one dot was dropped, so `a.com..` became an
+        // endpoint label apart from `a.com`.
+        let head = b"GET /els HTTP/1.1\r\nHost:'api.op.ea88..\r\ncpt: */\r\n\r\n";
+        assert_eq!(
+            parse_request(head),
+            Ok(request("GET", Some("'api.op.ea88"), "/els"))
+        );
+        assert_eq!(
+            normalize_host("API.OpenAI.com..:443"),
+            Ok(Some("api.openai.com".into()))
+        );
+        assert!(matches!(
+            normalize_host("..."),
+            Err(HttpError::Malformed(_))
+        ));
     }
 
     #[test]

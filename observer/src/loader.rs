@@ -122,8 +122,11 @@ fn is_cgroup2(path: &Path) -> std::io::Result<bool> {
 }
 
 /// Capabilities the programs need, by bit number in `CapEff`.
-const REQUIRED_CAPS: [(u32, &str); 3] =
-    [(39, "CAP_BPF"), (38, "CAP_PERFMON"), (CAP_NET_ADMIN, "CAP_NET_ADMIN")];
+const REQUIRED_CAPS: [(u32, &str); 3] = [
+    (39, "CAP_BPF"),
+    (38, "CAP_PERFMON"),
+    (CAP_NET_ADMIN, "CAP_NET_ADMIN"),
+];
 const CAP_SYS_ADMIN: u32 = 21;
 const CAP_NET_ADMIN: u32 = 12;
 
@@ -138,7 +141,7 @@ pub fn missing_capabilities(status: &str) -> Vec<&'static str> {
     REQUIRED_CAPS
         .iter()
         // CAP_SYS_ADMIN covers BPF and PERFMON (kernels before 5.8 only know it).
-                .filter(|(bit, _)| !(has(*bit) || has(CAP_SYS_ADMIN) && *bit != CAP_NET_ADMIN))
+        .filter(|(bit, _)| !(has(*bit) || has(CAP_SYS_ADMIN) && *bit != CAP_NET_ADMIN))
         .map(|(_, name)| *name)
         .collect()
 }

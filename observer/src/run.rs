@@ -21,7 +21,7 @@ use crate::{
     flows::{FlowSettings, FlowTable, WorkloadInfo},
     loader::{LoadOptions, Probes},
     metrics::Metrics,
-    workload::{WorkloadConfig, Workloads},
+    workload::{KubePods, PodWatcher, WorkloadConfig, Workloads},
 };
 
 /// How often waiting connections are checked against their name deadline.
@@ -47,6 +47,9 @@ pub async fn run(cfg: Config, ebpf_debug: bool) -> anyhow::Result<()> {
             cfg.metrics_addr
         )
     })?;
+
+    // Before attaching too: a client that cannot be configured fails early.
+    let kube = kube_api(&cfg).await?;
 
     let mut probes = Probes::load_and_attach(&LoadOptions {
         cgroup: cfg.cgroup.clone(),
@@ -84,7 +87,11 @@ pub async fn run(cfg: Config, ebpf_debug: bool) -> anyhow::Result<()> {
         classifier,
         metrics.clone(),
         log,
-        identify(&cfg, probes.cgroup.clone()),
+        identify(
+            &cfg,
+            probes.cgroup.clone(),
+            kube.as_ref().map(PodWatcher::pods),
+        ),
     );
     let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
@@ -175,11 +182,18 @@ impl DropCounters {
 /// Workload names for flows: cgroup path → container → pod (kubelet's
 /// node-local files), the process's executable, and whether it is one of
 /// the configured gateway workloads.
-fn identify(cfg: &Config, cgroup_root: std::path::PathBuf) -> crate::flows::Identify {
+fn identify(
+    cfg: &Config,
+    cgroup_root: std::path::PathBuf,
+    kube: Option<KubePods>,
+) -> crate::flows::Identify {
     let mut workloads = Workloads::new(WorkloadConfig {
         cgroup_root,
         ..cfg.workload_paths.clone()
     });
+    if let Some(pods) = kube {
+        workloads = workloads.with_kube_pods(pods);
+    }
     let selectors = cfg.gateway_workloads.clone();
     Box::new(move |cgroup_id, tgid, comm| {
         let w = workloads.identify(cgroup_id, tgid);
@@ -192,4 +206,29 @@ fn identify(cfg: &Config, cgroup_root: std::path::PathBuf) -> crate::flows::Iden
             is_gateway,
         }
     })
+}
+
+/// With `--kube-api`, the task watching this node's pods (stopped when
+/// dropped). A client that cannot be configured is an error; an API server
+/// that cannot be reached is not: the watcher retries with backoff and the
+/// node-local files name workloads meanwhile.
+async fn kube_api(cfg: &Config) -> anyhow::Result<Option<PodWatcher>> {
+    if !cfg.kube_api {
+        if cfg
+            .gateway_workloads
+            .iter()
+            .any(|s| s.needs_kubernetes_api())
+        {
+            log::warn!("--gateway-workload: label= terms never match without --kube-api");
+        }
+        return Ok(None);
+    }
+    let node = cfg.node_name.as_deref().unwrap_or_default();
+    let config = kube::Config::infer().await.context(
+        "--kube-api: no Kubernetes client configuration (in-cluster service account, \
+         KUBECONFIG or ~/.kube/config)",
+    )?;
+    let watcher = PodWatcher::spawn(config, node).context("--kube-api")?;
+    log::info!("--kube-api: watching the pods on node {node}");
+    Ok(Some(watcher))
 }

@@ -210,6 +210,11 @@ fn reassemble(bytes: &[u8]) -> Result<Reassembled, TlsError> {
         if present < record_len {
             // Cut inside this record: check what it announced so far.
             let total = message_len(&message)?;
+            if total.is_some_and(|total| message.len() >= total) {
+                // The message ended before the cut: what the rest of the
+                // record holds is not part of it (the loop's top returns it).
+                continue;
+            }
             let missing = total
                 .unwrap_or(HANDSHAKE_HEADER_LEN)
                 .saturating_sub(message.len());
@@ -324,7 +329,9 @@ fn server_name(data: &[u8]) -> Result<Option<String>, TlsError> {
         return Err(TlsError::Malformed("server_name is not a host name".into()));
     }
     let name = String::from_utf8_lossy(raw).to_ascii_lowercase();
-    let name = name.strip_suffix('.').unwrap_or(&name);
+    // All trailing dots, as `pattern::normalize_host` drops them: `a.com..`
+    // must not become an endpoint label apart from `a.com`.
+    let name = name.trim_end_matches('.');
     if name.is_empty() {
         return Err(TlsError::Malformed("server_name is not a host name".into()));
     }
@@ -548,6 +555,42 @@ mod tests {
         let hello = parse_client_hello(&stream).unwrap();
         assert_eq!(hello.sni.as_deref(), Some("api.openai.com"));
         assert!(hello.alpn.is_empty());
+    }
+
+    #[test]
+    fn sni_with_repeated_trailing_dots_is_the_same_name() {
+        // Found by fuzzing: only one dot was dropped, so `api.openai.com..`
+        // became an endpoint label apart from `api.openai.com`.
+        let stream = frame(&hello_message(&[sni_ext(b"API.OpenAI.com..")]), 512);
+        let hello = parse_client_hello(&stream).unwrap();
+        assert_eq!(hello.sni.as_deref(), Some("api.openai.com"));
+        let stream = frame(&hello_message(&[sni_ext(b"...")]), 512);
+        assert!(matches!(
+            parse_client_hello(&stream),
+            Err(TlsError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn hello_whole_before_a_cut_in_its_record_is_not_incomplete() {
+        // Found by fuzzing: a record announcing more than the hello, cut
+        // after the hello, gave `Incomplete` with `need` equal to `have`,
+        // so the flow waited out `name_wait` for bytes it did not need.
+        let message = hello_message(&[sni_ext(b"api.openai.com")]);
+        let mut stream = vec![CONTENT_HANDSHAKE, 0x03, 0x01];
+        stream.extend_from_slice(&((message.len() + 100) as u16).to_be_bytes());
+        stream.extend_from_slice(&message);
+        stream.extend_from_slice(&[0; 10]); // the record goes on past the cut
+        assert_eq!(needed_len(&stream), Some(RECORD_HEADER_LEN + message.len()));
+        let hello = parse_client_hello(&stream).unwrap();
+        assert_eq!(hello.sni.as_deref(), Some("api.openai.com"));
+        assert_eq!(parse_client_hello_truncated(&stream), Ok(hello));
+        // The fuzzer's case, minimised: a whole 1-byte body in a cut record.
+        let cut = b"\x16\x03\x01\x00\x10\x01\x00\x00\x01\x03";
+        assert!(matches!(
+            parse_client_hello(cut),
+            Err(TlsError::Malformed(_))
+        ));
     }
 
     #[test]

@@ -11,12 +11,22 @@
 //! [`Workloads`] joins them; [`GatewaySelector`] matches the result.
 //!
 //! Without the Kubernetes API there are no pod labels; off Kubernetes the
-//! Kubernetes fields are simply empty.
-use std::path::{Path, PathBuf};
+//! Kubernetes fields are simply empty. With `--kube-api`, a [`PodWatcher`]
+//! keeps this node's pods from the API in [`KubePods`]; [`Workloads`] then
+//! asks it first (an in-memory lookup, no directory scan) and falls back to
+//! the node-local files for what it lacks (the API not synced yet, a
+//! container whose status the kubelet has not reported yet). Labels come
+//! only from the API.
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 mod cgroup_path;
 mod cgroup_resolver;
 mod glob;
+mod kube_api;
 mod pods;
 mod process;
 mod selector;
@@ -33,6 +43,9 @@ pub use cgroup_resolver::{
     CgroupResolver,
 };
 pub use glob::Glob;
+pub use kube_api::{
+    KUBE_MAX_CONTAINERS, KUBE_MAX_LABELS, KUBE_MAX_PODS, KubePod, KubePods, PodWatcher,
+};
 pub use pods::{POD_RESCAN_INTERVAL, POD_SCAN_MAX_ENTRIES, PodDirectory, PodInfo, PodRecord};
 pub use process::{PROCESS_CACHE_CAPACITY, ProcessCache, parse_start_time};
 pub use selector::{GatewaySelector, SELECTOR_KEYS, SelectorError};
@@ -80,6 +93,8 @@ pub struct Workload {
     pub exe: String,
     /// As in `/proc/<pid>/cgroup`, e.g. `/system.slice/sshd.service`.
     pub cgroup_path: String,
+    /// Pod labels; empty without `--kube-api`. Shared with the pod's entry.
+    pub labels: Arc<BTreeMap<String, String>>,
 }
 
 /// Resolves cgroup ids and tgids to workloads, caching each step. Every
@@ -90,6 +105,7 @@ pub struct Workloads {
     cgroups: CgroupResolver,
     pods: PodDirectory,
     processes: ProcessCache,
+    kube: Option<KubePods>,
 }
 
 impl Workloads {
@@ -111,7 +127,14 @@ impl Workloads {
             cgroups,
             pods,
             processes,
+            kube: None,
         }
+    }
+
+    /// Also names pods from the Kubernetes API (`--kube-api`), with labels.
+    pub fn with_kube_pods(mut self, pods: KubePods) -> Self {
+        self.kube = Some(pods);
+        self
     }
 
     pub fn identify(&mut self, cgroup_id: u64, tgid: u32) -> Workload {
@@ -127,14 +150,32 @@ impl Workloads {
         let Some(container) = container else {
             return w;
         };
+        // The API's pod first: a map lookup, and the only source of labels.
+        if let Some(uid) = container.pod_uid.as_deref()
+            && let Some(pod) = self.kube.as_ref().and_then(|k| k.get(uid))
+        {
+            w.namespace.clone_from(&pod.namespace);
+            w.pod.clone_from(&pod.name);
+            w.labels = pod.labels.clone();
+            if let Some(name) = pod.containers.get(&container.container_id) {
+                w.container.clone_from(name);
+            }
+        }
         // Only Kubernetes containers have a pod uid in their path; asking
         // the pod directory about others would only cost rescans.
         if container.pod_uid.is_some()
+            && w.container.is_empty()
             && let Some(pod) = self.pods.lookup(&container)
         {
-            w.namespace = pod.namespace;
-            w.pod = pod.pod;
-            w.container = pod.container;
+            for (field, value) in [
+                (&mut w.namespace, pod.namespace),
+                (&mut w.pod, pod.pod),
+                (&mut w.container, pod.container),
+            ] {
+                if field.is_empty() {
+                    *field = value;
+                }
+            }
         }
         w.container_id = container.container_id;
         w

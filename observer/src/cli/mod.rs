@@ -135,6 +135,12 @@ pub struct RunArgs {
     /// The kubelet's container log directory, for container names [default: /var/log/containers].
     #[arg(long, env = "GATEWATCH_CONTAINER_LOGS")]
     pub container_logs: Option<PathBuf>,
+    /// Also name pods from the Kubernetes API, with their labels (for label= selectors): this node's pods only, watched. Needs the in-cluster service account (or KUBECONFIG) and get/list/watch on pods (deploy/rbac.yaml).
+    #[arg(long, env = "GATEWATCH_KUBE_API")]
+    pub kube_api: bool,
+    /// This node's name, for --kube-api (the DaemonSet sets NODE_NAME from spec.nodeName).
+    #[arg(long, env = "NODE_NAME")]
+    pub node_name: Option<String>,
     /// Log level: error, warn, info, debug, trace.
     #[arg(long, env = "GATEWATCH_LOG_LEVEL", default_value = "info")]
     pub log_level: log::LevelFilter,
@@ -238,6 +244,8 @@ fn run_config(args: &RunArgs) -> anyhow::Result<Config> {
     overrides.proc_root = args.proc_root.clone();
     overrides.pod_logs = args.pod_logs.clone();
     overrides.container_logs = args.container_logs.clone();
+    overrides.kube_api = args.kube_api;
+    overrides.node_name = args.node_name.clone();
     Ok(Config::build(args.config.file()?, overrides)?)
 }
 

@@ -16,10 +16,10 @@
 //! character. A term never matches an empty (unknown) field, so
 //! `namespace=*` means "in any namespace", not "anywhere".
 //!
-//! `label` needs pod labels, which only the Kubernetes API has; without it
-//! (this module reads only node-local files) a selector with a `label` term
-//! never matches. [`GatewaySelector::needs_kubernetes_api`] tells a caller
-//! to warn about that.
+//! `label` needs pod labels, which only the Kubernetes API has (`--kube-api`,
+//! see [`KubePods`](super::KubePods)); without it a selector with a `label`
+//! term never matches. [`GatewaySelector::needs_kubernetes_api`] tells a
+//! caller to warn about that.
 use std::{fmt, str::FromStr};
 
 use super::{Workload, glob::Glob};
@@ -115,8 +115,8 @@ impl Term {
             Self::Container(g) => field(g, &w.container),
             Self::Process(g) => field(g, comm) || comm_prefix_matches(g, comm),
             Self::Exe(g) => field(g, &w.exe),
-            // Pod labels come only from the Kubernetes API, which we lack.
-            Self::Label { .. } => false,
+            // Pod labels come only from the Kubernetes API: none without it.
+            Self::Label { name, value } => w.labels.get(name) == Some(value),
         }
     }
 }

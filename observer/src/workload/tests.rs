@@ -59,6 +59,7 @@ fn kubernetes_container_gets_every_field() {
             container_id: ID.into(),
             exe: own_exe(),
             cgroup_path: cg.trim_start_matches("sys/fs/cgroup").into(),
+            ..Workload::default()
         }
     );
 }

@@ -8,6 +8,7 @@ fn litellm() -> Workload {
         container_id: "ab".repeat(32),
         exe: "/usr/bin/python3.12".into(),
         cgroup_path: "/kubepods.slice/x".into(),
+        ..Workload::default()
     }
 }
 
@@ -83,6 +84,26 @@ fn label_parses_but_never_matches_without_the_api() {
     assert!(!sel("namespace=ai-gw").needs_kubernetes_api());
     // Several labels may be required at once.
     assert!(sel("label=app=litellm,label=tier=gw").needs_kubernetes_api());
+}
+
+#[test]
+fn label_matches_exactly_when_the_api_gave_labels() {
+    let w = Workload {
+        labels: std::sync::Arc::new(
+            [("app", "litellm"), ("tier", "gw")]
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .into(),
+        ),
+        ..litellm()
+    };
+    assert!(sel("label=app=litellm").matches(&w, ""));
+    assert!(sel("label=app=litellm,label=tier=gw,namespace=ai-*").matches(&w, ""));
+    assert!(!sel("label=app=litellm,label=tier=db").matches(&w, ""));
+    assert!(
+        !sel("label=app=lite*").matches(&w, ""),
+        "label values are not globs"
+    );
+    assert!(!sel("label=version=1").matches(&w, ""));
 }
 
 #[test]
