@@ -4,7 +4,7 @@ use aya_ebpf::{
     macros::map,
     maps::{LruHashMap, PerCpuArray, RingBuf},
 };
-use observer_common::{CAPTURE_FLOWS_MAX, CaptureState, DROP_SLOTS, RING_BUF_BYTES};
+use observer_common::{CAPTURE_FLOWS_MAX, CaptureState, DROP_SLOTS, PayloadEvent, RING_BUF_BYTES};
 
 /// Every record for userspace, in arrival order.
 #[map]
@@ -18,6 +18,11 @@ pub static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(DROP_SLOTS, 0
 #[map]
 pub static CAPTURE: LruHashMap<u64, CaptureState> =
     LruHashMap::with_max_entries(CAPTURE_FLOWS_MAX, 0);
+
+/// Per-CPU room to build a payload record before copying just its used
+/// part into `EVENTS` (records are too large for the 512-byte stack).
+#[map]
+pub static SCRATCH: PerCpuArray<PayloadEvent> = PerCpuArray::with_max_entries(1, 0);
 
 /// The agent's own process id: its connections are not observed.
 #[unsafe(no_mangle)]

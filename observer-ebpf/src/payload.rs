@@ -8,12 +8,12 @@ use aya_ebpf::{
     programs::SkBuffContext,
 };
 use observer_common::{
-    DROP_PAYLOAD, EVENT_PAYLOAD, IPPROTO_TCP, PAYLOAD_CAPTURE_MAX, PAYLOAD_SEGMENTS_MAX,
-    PayloadEvent,
+    DROP_PAYLOAD, EVENT_PAYLOAD, IPPROTO_TCP, PAYLOAD_CAPTURE_MAX, PAYLOAD_HEADER_LEN,
+    PAYLOAD_SEGMENTS_MAX,
 };
 
 use crate::{
-    maps::{CAPTURE, EVENTS, count_drop},
+    maps::{CAPTURE, EVENTS, SCRATCH, count_drop},
     net::l4_offset,
 };
 
@@ -124,7 +124,9 @@ fn head_continues(ctx: &SkBuffContext, payload_off: usize, total: u32) -> bool {
 }
 
 /// Copies up to `PAYLOAD_CAPTURE_MAX` bytes from `payload_off` into a ring
-/// record, or counts a drop when the ring is full.
+/// record sized to the bytes copied (built in a per-CPU scratch record, so
+/// a 200-byte HTTP head costs 240 bytes of ring, not 2 KiB), or counts a
+/// drop when the ring is full.
 #[inline(always)]
 #[expect(
     clippy::too_many_arguments,
@@ -140,15 +142,12 @@ pub fn emit(
     total: u32,
     drop_slot: u32,
 ) {
-    let Some(mut entry) = EVENTS.reserve::<PayloadEvent>(0) else {
-        count_drop(drop_slot);
-        return;
-    };
-    let event = entry.as_mut_ptr();
     if total == 0 {
-        entry.discard(0);
         return;
     }
+    let Some(event) = SCRATCH.get_ptr_mut(0) else {
+        return;
+    };
     // The verifier must see 1..=CAPTURE_MAX in the register passed to the
     // helper. LLVM knows `total != 0` and folds any check away, so the value
     // is laundered through the stack and then masked: the mask gives the
@@ -157,9 +156,10 @@ pub fn emit(
     // SAFETY: volatile read of a local.
     let clamped = unsafe { core::ptr::read_volatile(&clamped) };
     let len = (clamped.wrapping_sub(1) & (CAPTURE_MAX - 1)) + 1;
-    // SAFETY: `event` points at a reserved record of the right size, and
-    // `len` is in 1..=PAYLOAD_CAPTURE_MAX, the size of `data`.
-    unsafe {
+    // SAFETY: `event` is this CPU's scratch record (nothing else runs on
+    // this CPU during the program), and `len` is in 1..=PAYLOAD_CAPTURE_MAX,
+    // the size of `data`.
+    let record = unsafe {
         let ret = bpf_skb_load_bytes(
             ctx.as_ptr(),
             payload_off as u32,
@@ -167,7 +167,6 @@ pub fn emit(
             len,
         );
         if ret != 0 {
-            entry.discard(0);
             return;
         }
         (*event).kind = kind;
@@ -177,6 +176,9 @@ pub fn emit(
         (*event).cgroup_id = cgroup_id;
         (*event).offset = offset;
         (*event).total = total;
+        core::slice::from_raw_parts(event.cast::<u8>(), PAYLOAD_HEADER_LEN + len as usize)
+    };
+    if EVENTS.output::<[u8]>(record, 0).is_err() {
+        count_drop(drop_slot);
     }
-    entry.submit(0);
 }

@@ -174,13 +174,15 @@ fn connect_from_raw(raw: &common::ConnectEvent) -> Result<ConnectEvent, DecodeEr
     })
 }
 
+/// Payload records carry only the bytes copied: header + `len` bytes (the
+/// kernel may pad the record to 8 bytes; a full-size record is accepted too).
 fn chunk_from_record(record: &[u8], kind: u32) -> Result<Chunk, DecodeError> {
-    let want = size_of::<common::PayloadEvent>();
-    if record.len() != want {
+    if record.len() < common::PAYLOAD_HEADER_LEN || record.len() > size_of::<common::PayloadEvent>()
+    {
         return Err(DecodeError::Size {
             kind,
             len: record.len(),
-            want,
+            want: common::PAYLOAD_HEADER_LEN,
         });
     }
     let field = |at: usize, n: usize| &record[at..at + n];
@@ -195,6 +197,14 @@ fn chunk_from_record(record: &[u8], kind: u32) -> Result<Chunk, DecodeError> {
         });
     }
     let data_at = common::PAYLOAD_HEADER_LEN;
+    let want = data_at + len as usize;
+    if record.len() < want {
+        return Err(DecodeError::Size {
+            kind,
+            len: record.len(),
+            want,
+        });
+    }
     Ok(Chunk {
         ts_ns: u64_at(8),
         cookie: u64_at(16),
@@ -223,6 +233,7 @@ pub mod encode {
         as_bytes(raw)
     }
 
+    /// As the kernel sends it: the header and just the copied bytes.
     pub fn chunk(kind: u32, cookie: u64, cgroup_id: u64, offset: u32, data: &[u8]) -> Vec<u8> {
         let len = data.len().min(common::PAYLOAD_CAPTURE_MAX);
         let mut event = common::PayloadEvent {
@@ -236,7 +247,9 @@ pub mod encode {
             data: [0; common::PAYLOAD_CAPTURE_MAX],
         };
         event.data[..len].copy_from_slice(&data[..len]);
-        as_bytes(&event)
+        let mut bytes = as_bytes(&event);
+        bytes.truncate(common::PAYLOAD_HEADER_LEN + len);
+        bytes
     }
 }
 
@@ -333,6 +346,11 @@ mod tests {
         let mut rec = encode::chunk(common::EVENT_PAYLOAD, 1, 1, 0, b"x");
         rec[4..8].copy_from_slice(&u32::MAX.to_ne_bytes());
         assert!(matches!(decode(&rec), Err(DecodeError::PayloadLen { .. })));
+        // A record shorter than its own length field says.
+        let mut rec = encode::chunk(common::EVENT_PAYLOAD, 1, 1, 0, b"abcd");
+        rec[4..8].copy_from_slice(&100u32.to_ne_bytes());
+        assert!(matches!(decode(&rec), Err(DecodeError::Size { .. })));
+        assert!(matches!(decode(&rec[..20]), Err(DecodeError::Size { .. })));
         let mut state = common::StateEvent {
             kind: common::EVENT_STATE,
             state: 9,
