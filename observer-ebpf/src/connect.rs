@@ -13,7 +13,7 @@ use observer_common::{
     AF_INET, COMM_LEN, CaptureState, ConnectEvent, DROP_CONNECT, EVENT_CONNECT, IPPROTO_TCP,
 };
 
-use crate::maps::{CAPTURE, EVENTS, OWN_TGID, count_drop};
+use crate::maps::{CAPTURE, EVENTS, OWN_TGID, count_drop, submit_flags};
 
 const SOCK_STREAM: u32 = 1;
 
@@ -70,7 +70,7 @@ pub fn try_connect(ctx: &SockAddrContext, family: u16) -> Result<(), i64> {
         daddr,
         comm: bpf_get_current_comm().unwrap_or([0u8; COMM_LEN]),
     });
-    entry.submit(0);
+    entry.submit(submit_flags());
     debug!(ctx, "connect tgid={} port={}", tgid, dport);
     Ok(())
 }

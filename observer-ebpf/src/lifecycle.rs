@@ -14,7 +14,7 @@ use observer_common::{
     DROP_STATE, EVENT_STATE, STATE_CLOSED, STATE_ESTABLISHED, StateEvent, TCP_CLOSE,
 };
 
-use crate::maps::{EVENTS, count_drop};
+use crate::maps::{CAPTURE, EVENTS, count_drop, submit_flags};
 
 pub fn try_sock_ops(ctx: &SockOpsContext) -> Result<(), i64> {
     match ctx.op() {
@@ -23,7 +23,14 @@ pub fn try_sock_ops(ctx: &SockOpsContext) -> Result<(), i64> {
             ctx.set_cb_flags(flags as i32).map_err(i64::from)?;
         }
         BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB => emit(ctx, STATE_ESTABLISHED, 0),
-        BPF_SOCK_OPS_STATE_CB if ctx.arg(1) == TCP_CLOSE => emit(ctx, STATE_CLOSED, ctx.arg(0)),
+        BPF_SOCK_OPS_STATE_CB if ctx.arg(1) == TCP_CLOSE => {
+            // A connection that closes before sending anything is no longer
+            // waited for.
+            // SAFETY: helper call on the program's own context.
+            let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
+            let _ = CAPTURE.remove(cookie);
+            emit(ctx, STATE_CLOSED, ctx.arg(0));
+        }
         _ => {}
     }
     Ok(())
@@ -48,5 +55,5 @@ fn emit(ctx: &SockOpsContext, state: u32, old_state: u32) {
         old_state,
         total_retrans: ops.total_retrans,
     });
-    entry.submit(0);
+    entry.submit(submit_flags());
 }

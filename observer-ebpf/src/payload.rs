@@ -13,7 +13,7 @@ use observer_common::{
 };
 
 use crate::{
-    maps::{CAPTURE, EVENTS, SCRATCH, count_drop},
+    maps::{CAPTURE, EVENTS, SCRATCH, count_drop, submit_flags},
     net::l4_offset,
 };
 
@@ -178,7 +178,7 @@ pub fn emit(
         (*event).total = total;
         core::slice::from_raw_parts(event.cast::<u8>(), PAYLOAD_HEADER_LEN + len as usize)
     };
-    if EVENTS.output::<[u8]>(record, 0).is_err() {
+    if EVENTS.output::<[u8]>(record, submit_flags()).is_err() {
         count_drop(drop_slot);
     }
 }

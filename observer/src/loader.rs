@@ -19,6 +19,8 @@ use observer_common::{DROP_SLOTS, PAYLOAD_SEGMENTS_MAX};
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/observer"));
 
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+/// The kernel wakes the reader once ring_bytes / this is waiting.
+const RING_WAKEUP_FRACTION: u32 = 8;
 /// Lines of the verifier log shown when the kernel refuses a program.
 const VERIFIER_LOG_TAIL: usize = 25;
 
@@ -194,8 +196,12 @@ impl Probes {
         raise_memlock_limit();
         let own_tgid = std::process::id();
         let log_level: u8 = if opts.ebpf_debug { 4 } else { 0 };
+        // Wake the reader once an eighth of the ring is waiting; below that,
+        // the reader's timer drains it (see run.rs).
+        let wakeup_bytes = u64::from(opts.ring_bytes / RING_WAKEUP_FRACTION);
         let mut ebpf = EbpfLoader::new()
             .override_global("OWN_TGID", &own_tgid, true)
+            .override_global("WAKEUP_BYTES", &wakeup_bytes, true)
             .override_global("AYA_LOG_LEVEL", &log_level, false)
             .map_max_entries("EVENTS", opts.ring_bytes)
             .load(EBPF_OBJECT)

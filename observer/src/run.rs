@@ -24,7 +24,9 @@ use crate::{
     workload::{KubePods, PodWatcher, WorkloadConfig, Workloads},
 };
 
-/// How often waiting connections are checked against their name deadline.
+/// How often the ring is drained without a wakeup and waiting connections
+/// are checked against their name deadline: the bound on reporting latency
+/// at low rates.
 const TICK: Duration = Duration::from_millis(25);
 /// How often the kernel's per-CPU drop counters are read.
 const DROPS_EVERY: Duration = Duration::from_secs(1);
@@ -109,7 +111,10 @@ pub async fn run(cfg: Config, ebpf_debug: bool) -> anyhow::Result<()> {
                 drain(guard.get_inner_mut(), &mut table, &metrics);
                 guard.clear_ready();
             }
-            _ = tick.tick() => {
+                        _ = tick.tick() => {
+                // Records below the kernel's wakeup threshold arrive without a
+                // wakeup: the tick collects them.
+                drain(ring.get_mut(), &mut table, &metrics);
                 table.expire(Instant::now().into_std());
                 if Instant::now() >= next_drops {
                     drops.update(&probes, &metrics);

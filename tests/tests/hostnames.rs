@@ -182,8 +182,15 @@ fn an_http_request_head_split_over_segments_is_named_by_its_host_header() {
     let lab = NamingLab::start(&["--gateway", "litellm=litellm.ai-gateway.svc:4000"]);
     let head = "POST /v1/chat/completions HTTP/1.1\\r\\nUser-Agent: split-test\\r\\nHost: litellm.ai-gateway.svc:4000\\r\\n\\r\\n";
     let target = format!("{}:{}", lab::LITELLM.1, lab::HTTP_GATEWAY_PORT);
-    run_ok(lab.client(CLIENT).args(["--send", head, "--split", "3", "--gap-ms", "30", &target]));
-    let labels = [("route", "gateway"), ("provider", "litellm"), ("name_source", "http_host")];
+    run_ok(
+        lab.client(CLIENT)
+            .args(["--send", head, "--split", "3", "--gap-ms", "30", &target]),
+    );
+    let labels = [
+        ("route", "gateway"),
+        ("provider", "litellm"),
+        ("name_source", "http_host"),
+    ];
     wait_count(&lab, &labels, 1.0);
 }
 
