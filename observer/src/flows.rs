@@ -117,6 +117,13 @@ pub struct FlowSettings {
 
 /// Open connections tracked for their close, at most (see `FlowSettings::max_live`).
 pub const DEFAULT_MAX_LIVE: usize = 262_144;
+/// A flow's metric label values, in `FLOW_LABELS` order.
+type Labels = Arc<[String; 7]>;
+
+/// Distinct label sets kept for sharing between live flows; past this the
+/// interner starts over (flows keep their own copies).
+const INTERNED_LABEL_SETS: usize = 65_536;
+
 /// Closed cookies tolerated in the live order queue before it is compacted.
 const LIVE_ORDER_SLACK: usize = 1024;
 
@@ -141,7 +148,8 @@ struct Pending {
 
 /// A counted connection that has not closed yet.
 struct Live {
-    labels: [String; 7],
+    /// Shared by every flow with the same labels (see `FlowTable::intern`).
+    labels: Labels,
     connect_ts_ns: u64,
     established: bool,
 }
@@ -171,6 +179,8 @@ pub struct FlowTable {
     live_order: VecDeque<u64>,
     log: Arc<FlowLog>,
     identify: Identify,
+    /// Live flows mostly repeat a few label sets: one copy each.
+    interned: std::collections::HashSet<Labels>,
 }
 
 impl FlowTable {
@@ -195,7 +205,20 @@ impl FlowTable {
             live_order: VecDeque::new(),
             log,
             identify,
+            interned: std::collections::HashSet::new(),
         }
+    }
+
+    fn intern(&mut self, labels: [String; 7]) -> Labels {
+        if let Some(shared) = self.interned.get(&labels) {
+            return shared.clone();
+        }
+        if self.interned.len() >= INTERNED_LABEL_SETS {
+            self.interned.clear();
+        }
+        let shared = Arc::new(labels);
+        self.interned.insert(shared.clone());
+        shared
     }
 
     pub fn live_len(&self) -> usize {
@@ -534,7 +557,7 @@ impl FlowTable {
         m.connections.with_label_values(&with_source).inc();
 
         let live = Live {
-            labels,
+            labels: self.intern(labels),
             connect_ts_ns: conn.ts_ns,
             established: p.established,
         };
