@@ -1,0 +1,191 @@
+//! The flow table fed a sequence of events: connects, captured bytes (real
+//! captures cut anywhere, or arbitrary bytes), DNS answers, state changes
+//! and the passing of time. Small cookie and table sizes make collisions,
+//! evictions and early counts common.
+//!
+//! What must hold: every connect is counted exactly once, the tables stay
+//! within their bounds, and the active-connections gauge never goes
+//! negative.
+#![no_main]
+
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use gatewatch::{
+    catalog::Catalog,
+    classify::Classifier,
+    events::{Chunk, ConnectEvent, Event, StateChange, StateEvent},
+    flowlog::FlowLog,
+    flows::{FlowSettings, FlowTable, Identify, WorkloadInfo},
+    metrics::Metrics,
+};
+use libfuzzer_sys::{
+    arbitrary::{Result, Unstructured},
+    fuzz_target,
+};
+use prometheus::core::Collector as _;
+
+/// Real captures, read from the repository at build time.
+const STREAMS: [&[u8]; 9] = [
+    include_bytes!("../../observer/src/fixtures/tls_curl_api_openai.bin"),
+    include_bytes!("../../observer/src/fixtures/tls_curl_ip_no_sni.bin"),
+    include_bytes!("../../observer/src/fixtures/tls_python_api_openai.bin"),
+    include_bytes!("../../observer/src/fixtures/tls_python_ip_no_sni.bin"),
+    include_bytes!("../../observer/src/fixtures/http_curl_connect_tunnel.bin"),
+    include_bytes!("../../observer/src/fixtures/http_curl_forward_proxy.bin"),
+    include_bytes!("../../observer/src/fixtures/http_curl_get_models.bin"),
+    include_bytes!("../../observer/src/fixtures/http_curl_post_chat.bin"),
+    include_bytes!("../../observer/src/fixtures/http_python_ipv6_host.bin"),
+];
+const ANSWERS: [&[u8]; 4] = [
+    include_bytes!("../../observer/src/fixtures/dns_api_openai_a.bin"),
+    include_bytes!("../../observer/src/fixtures/dns_api_openai_aaaa.bin"),
+    include_bytes!("../../observer/src/fixtures/dns_blocked_nxdomain.bin"),
+    include_bytes!("../../observer/src/fixtures/dns_contoso_cname_chain_a.bin"),
+];
+/// Addresses the captures name, and some they do not.
+const DESTINATIONS: [&str; 6] = [
+    "162.159.140.245:443",
+    "10.20.30.40:443",
+    "127.0.0.2:443",
+    "[2606:4700:3032::ac43:8c10]:443",
+    "[::ffff:10.0.0.1]:80",
+    "192.0.2.1:8080",
+];
+
+const MAX_PENDING: usize = 4;
+const MAX_LIVE: usize = 4;
+
+fn table(u: &mut Unstructured<'_>, metrics: Arc<Metrics>) -> Result<FlowTable> {
+    let settings = FlowSettings {
+        name_wait: Duration::from_millis(u.int_in_range(0..=300)?),
+        record_other_endpoints: u.arbitrary()?,
+        max_pending: MAX_PENDING,
+        dns_cache: 8,
+        label_cap: 4,
+        max_live: MAX_LIVE,
+    };
+    let classifier = Classifier::new(Vec::new(), Catalog::builtin().clone(), Vec::new(), false);
+    let identify: Identify = Box::new(|_, _, _| WorkloadInfo::default());
+    Ok(FlowTable::new(
+        settings,
+        classifier,
+        metrics,
+        Arc::new(FlowLog::new()),
+        identify,
+    ))
+}
+
+fn bytes(u: &mut Unstructured<'_>, real: &[&[u8]]) -> Result<Vec<u8>> {
+    if u.ratio(3, 4)? {
+        // A real capture, cut anywhere.
+        let whole = *u.choose(real)?;
+        let start = u.int_in_range(0..=whole.len())?;
+        let end = u.int_in_range(start..=whole.len())?;
+        Ok(whole[start..end].to_vec())
+    } else {
+        let len = u.int_in_range(0..=2048)?;
+        Ok(u.bytes(len.min(u.len()))?.to_vec())
+    }
+}
+
+fn chunk(u: &mut Unstructured<'_>, cookie: u64, real: &[&[u8]]) -> Result<Chunk> {
+    let data = bytes(u, real)?;
+    Ok(Chunk {
+        ts_ns: u.arbitrary()?,
+        cookie,
+        cgroup_id: u.int_in_range(1..=2)?,
+        offset: if u.ratio(1, 2)? {
+            0
+        } else {
+            u.int_in_range(0..=4096)?
+        },
+        total: data.len() as u32,
+        data: data.into(),
+    })
+}
+
+fn event(u: &mut Unstructured<'_>) -> Result<Event> {
+    let cookie = u.int_in_range(1..=6)?;
+    Ok(match u.int_in_range(0..=4)? {
+        0 => {
+            let dst = if u.ratio(3, 4)? {
+                u.choose(&DESTINATIONS)?.parse().expect("valid address")
+            } else {
+                SocketAddr::new(
+                    IpAddr::V4(Ipv4Addr::from(u.arbitrary::<u32>()?)),
+                    u.arbitrary()?,
+                )
+            };
+            Event::Connect(ConnectEvent {
+                ts_ns: u.arbitrary()?,
+                cookie,
+                cgroup_id: u.int_in_range(1..=2)?,
+                tgid: 10,
+                pid: 10,
+                uid: 0,
+                protocol: 6,
+                dst,
+                comm: "client".into(),
+            })
+        }
+        1 => Event::Payload(chunk(u, cookie, &STREAMS)?),
+        2 => Event::Dns(chunk(u, cookie, &ANSWERS)?),
+        3 => Event::State(StateEvent {
+            ts_ns: u.arbitrary()?,
+            cookie,
+            change: StateChange::Established,
+        }),
+        _ => Event::State(StateEvent {
+            ts_ns: u.arbitrary()?,
+            cookie,
+            change: StateChange::Closed {
+                bytes_sent: u.arbitrary()?,
+                bytes_received: u.arbitrary()?,
+                old_state: u.int_in_range(0..=12)?,
+                total_retrans: u.arbitrary()?,
+            },
+        }),
+    })
+}
+
+fn run(u: &mut Unstructured<'_>) -> Result<()> {
+    let metrics = Arc::new(Metrics::new());
+    let mut flows = table(u, metrics.clone())?;
+    let mut now = Instant::now();
+    let (mut connects, mut counted) = (0usize, 0usize);
+    while !u.is_empty() {
+        if u.ratio(1, 5)? {
+            now += Duration::from_millis(u.int_in_range(0..=400)?);
+            counted += flows.expire(now).len();
+        } else {
+            let event = event(u)?;
+            connects += usize::from(matches!(event, Event::Connect(_)));
+            counted += flows.handle(event, now).len();
+        }
+        assert!(flows.pending_len() <= MAX_PENDING);
+        assert!(flows.live_len() <= MAX_LIVE);
+        assert!(
+            counted <= connects,
+            "{counted} counted of {connects} connects"
+        );
+    }
+    counted += flows.expire(now + Duration::from_secs(3600)).len();
+    assert_eq!(flows.pending_len(), 0);
+    assert_eq!(counted, connects, "each connect is counted exactly once");
+    // Every decrement matched an increment of the same labels.
+    for family in metrics.active.collect() {
+        for gauge in family.get_metric() {
+            let value = gauge.get_gauge().get_value();
+            assert!(value >= 0.0, "active gauge {value}: {gauge:?}");
+        }
+    }
+    Ok(())
+}
+
+fuzz_target!(|data: &[u8]| {
+    let _ = run(&mut Unstructured::new(data));
+});

@@ -1,0 +1,80 @@
+//! Per-program kernel cost from BPF run-time statistics: `run_time_ns` and
+//! `run_cnt` of the programs attached to one cgroup, as bpftool reports them.
+use std::{collections::BTreeMap, path::Path, process::Command};
+
+use anyhow::{Context as _, bail};
+use serde_json::Value;
+
+/// Program name → id, for the programs attached directly to `cgroup`.
+pub fn attached(cgroup: &Path) -> anyhow::Result<BTreeMap<String, u64>> {
+    let v = bpftool(
+        Command::new("bpftool")
+            .args(["-j", "cgroup", "show"])
+            .arg(cgroup),
+    )?;
+    let mut out = BTreeMap::new();
+    for p in v.as_array().context("bpftool cgroup show: not a list")? {
+        let id = p["id"].as_u64().context("program without id")?;
+        let name = p["name"].as_str().unwrap_or("?").to_owned();
+        out.insert(name, id);
+    }
+    if out.is_empty() {
+        bail!("no program attached to {}", cgroup.display());
+    }
+    Ok(out)
+}
+
+/// (run_time_ns, run_cnt) per program id.
+pub fn snapshot(ids: &BTreeMap<String, u64>) -> anyhow::Result<BTreeMap<String, (u64, u64)>> {
+    let mut out = BTreeMap::new();
+    for (name, id) in ids {
+        let v =
+            bpftool(Command::new("bpftool").args(["-j", "prog", "show", "id", &id.to_string()]))?;
+        // bpftool leaves the fields out while they are zero.
+        let ns = v["run_time_ns"].as_u64().unwrap_or(0);
+        let cnt = v["run_cnt"].as_u64().unwrap_or(0);
+        out.insert(name.clone(), (ns, cnt));
+    }
+    Ok(out)
+}
+
+/// How many loaded programs (of any process) have each of these names.
+pub fn loaded_with_names(names: &[String]) -> anyhow::Result<BTreeMap<String, usize>> {
+    let v = bpftool(Command::new("bpftool").args(["-j", "prog", "show"]))?;
+    let mut out: BTreeMap<String, usize> = names.iter().map(|n| (n.clone(), 0)).collect();
+    for p in v.as_array().context("bpftool prog show: not a list")? {
+        if let Some(n) = p["name"].as_str().and_then(|n| out.get_mut(n)) {
+            *n += 1;
+        }
+    }
+    Ok(out)
+}
+
+/// Per program: runs and mean ns per run between two snapshots.
+pub fn delta(
+    before: &BTreeMap<String, (u64, u64)>,
+    after: &BTreeMap<String, (u64, u64)>,
+) -> BTreeMap<String, (u64, Option<f64>)> {
+    after
+        .iter()
+        .map(|(name, &(ns, cnt))| {
+            let (ns0, cnt0) = before.get(name).copied().unwrap_or((0, 0));
+            let runs = cnt.saturating_sub(cnt0);
+            let mean = (runs > 0).then(|| ns.saturating_sub(ns0) as f64 / runs as f64);
+            (name.clone(), (runs, mean))
+        })
+        .collect()
+}
+
+fn bpftool(cmd: &mut Command) -> anyhow::Result<Value> {
+    let out = cmd
+        .output()
+        .context("run bpftool (is bpftool installed?)")?;
+    if !out.status.success() {
+        bail!(
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    serde_json::from_slice(&out.stdout).with_context(|| format!("{cmd:?}: not JSON"))
+}

@@ -1,0 +1,98 @@
+//! Where the kernel programs spend their time: system-wide `perf record`
+//! call graphs during a load, each sample inside one of our programs
+//! attributed to the kernel function the BPF code called (a helper or
+//! map operation), or to the BPF code itself.
+use std::{collections::BTreeMap, path::Path, process::Command};
+
+use anyhow::{Context as _, bail};
+
+/// Per program: samples, and (callee, samples, hottest leaf under it).
+pub type Attribution = BTreeMap<String, (u64, Vec<(String, u64, String)>)>;
+
+/// Starts `perf record -a -g` for `seconds` into `out`; wait on the child.
+pub fn record(out: &Path, seconds: u32) -> anyhow::Result<std::process::Child> {
+    Command::new("perf")
+        .args(["record", "-a", "-g", "-F", "999", "-q", "-o"])
+        .arg(out)
+        .args(["--", "sleep", &seconds.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .context("start perf (linux-perf)")
+}
+
+/// Attributes samples to the programs named in `progs`, by their JIT image
+/// names in kallsyms, `bpf_prog_<tag>_<name>`. The tag there is not
+/// bpftool's for a program with BPF-to-BPF calls (connect4 calls
+/// try_connect), so images are matched by name: another process's loaded
+/// programs of the same names would be counted too (the report says how
+/// many are loaded).
+pub fn attribute(data: &Path, progs: &[String]) -> anyhow::Result<Attribution> {
+    let out = Command::new("perf")
+        .args(["script", "-F", "ip,sym", "-i"])
+        .arg(data)
+        .output()
+        .context("run perf script")?;
+    if !out.status.success() {
+        bail!(
+            "perf script failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let ours = |frame: &str| -> Option<String> {
+        let rest = frame.strip_prefix("bpf_prog_")?;
+        let (tag, name) = rest.split_once('_')?;
+        (tag.len() == 16 && tag.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| progs.iter().find(|p| *p == name).cloned())?
+    };
+    // (program, callee) → samples, and (program, callee, leaf) → samples.
+    let mut per_prog: BTreeMap<String, u64> = BTreeMap::new();
+    let mut callees: BTreeMap<(String, String), u64> = BTreeMap::new();
+    let mut leaves: BTreeMap<(String, String, String), u64> = BTreeMap::new();
+    for sample in text.split("\n\n") {
+        // Leaf first: "ADDR SYMBOL+0xOFF" per frame (with -F ip,sym).
+        let frames: Vec<&str> = sample
+            .lines()
+            .filter_map(|l| {
+                let (_, sym) = l.trim().split_once(' ')?;
+                Some(sym.rsplit_once("+0x").map_or(sym, |(s, _)| s).trim())
+            })
+            .collect();
+        let Some(prog) = frames.iter().rev().find_map(|f| ours(f)) else {
+            continue;
+        };
+        let innermost = frames
+            .iter()
+            .position(|f| f.starts_with("bpf_prog_"))
+            .unwrap_or(0);
+        let callee = if innermost == 0 {
+            "(BPF code itself)".to_owned()
+        } else {
+            frames[innermost - 1].to_owned()
+        };
+        let leaf = frames.first().copied().unwrap_or("?").to_owned();
+        *per_prog.entry(prog.clone()).or_default() += 1;
+        *callees.entry((prog.clone(), callee.clone())).or_default() += 1;
+        *leaves.entry((prog.clone(), callee, leaf)).or_default() += 1;
+    }
+    let mut out = Attribution::new();
+    for (prog, total) in per_prog {
+        let mut rows: Vec<(String, u64, String)> = callees
+            .iter()
+            .filter(|((p, _), _)| *p == prog)
+            .map(|((_, callee), &n)| {
+                let leaf = leaves
+                    .iter()
+                    .filter(|((p, c, _), _)| *p == prog && c == callee)
+                    .max_by_key(|(_, n)| **n)
+                    .map(|((_, _, l), _)| l.clone())
+                    .unwrap_or_default();
+                (callee.clone(), n, leaf)
+            })
+            .collect();
+        rows.sort_by_key(|r| std::cmp::Reverse(r.1));
+        out.insert(prog, (total, rows));
+    }
+    Ok(out)
+}
