@@ -29,17 +29,7 @@ pub const FLOW_LABELS: [&str; 7] = [
     "container",
     "process",
 ];
-/// Labels of `gatewatch_connections_total`: the flow labels and how the name was learnt.
-pub const CONNECTION_LABELS: [&str; 8] = [
-    "route",
-    "provider",
-    "endpoint",
-    "namespace",
-    "pod",
-    "container",
-    "process",
-    "name_source",
-];
+
 /// Buckets of `gatewatch_connection_duration_seconds`: LLM calls stream
 /// for seconds to minutes, so the buckets reach ten minutes.
 pub const DURATION_BUCKETS: [f64; 13] = [
@@ -82,7 +72,8 @@ impl Metrics {
             &registry,
             "gatewatch_connections_total",
             "Outbound TCP connections, by route (gateway, direct, gateway_upstream, agent_platform, other).",
-            &CONNECTION_LABELS,
+            // The flow labels and how the name was learnt.
+            &[FLOW_LABELS.as_slice(), &["name_source"]].concat(),
         );
         let mut bytes_labels = vec!["direction"];
         bytes_labels.extend(FLOW_LABELS);

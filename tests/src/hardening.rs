@@ -152,21 +152,12 @@ impl Daemon {
     }
 
     pub fn wait_ready(&mut self) {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Ok((200, _)) = http_get(self.addr, "/readyz") {
-                return;
-            }
-            if let Some(status) = self.try_wait() {
-                panic!("gatewatch exited before ready ({status}):\n{}", self.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "gatewatch not ready after {WAIT:?}:\n{}",
-                self.log()
-            );
-            thread::sleep(Duration::from_millis(50));
-        }
+        let (addr, log) = (self.addr, self.log.clone());
+        crate::wait_ready(
+            addr,
+            || self.try_wait(),
+            || std::fs::read_to_string(&log).unwrap_or_default(),
+        );
     }
 
     pub fn pid(&self) -> u32 {

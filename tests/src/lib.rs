@@ -229,21 +229,14 @@ impl Gatewatch {
             addr,
             log,
         };
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Ok((200, _)) = http_get(addr, "/readyz") {
-                return gw;
-            }
-            if let Some(status) = gw.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("gatewatch exited before ready ({status}):\n{}", gw.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "gatewatch not ready after {WAIT:?}:\n{}",
-                gw.log()
-            );
-            thread::sleep(Duration::from_millis(50));
-        }
+        let log_path = gw.log.clone();
+        let child = gw.child.as_mut().expect("just started");
+        wait_ready(
+            addr,
+            || child.try_wait().ok().flatten(),
+            || std::fs::read_to_string(&log_path).unwrap_or_default(),
+        );
+        gw
     }
 
     pub fn log(&self) -> String {
@@ -306,6 +299,30 @@ impl Drop for Gatewatch {
             self.stop();
         }
         let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// Waits until gatewatch at `addr` answers /readyz with 200; panics with
+/// its log if it exits first or takes longer than [`WAIT`].
+pub fn wait_ready(
+    addr: SocketAddr,
+    mut exited: impl FnMut() -> Option<ExitStatus>,
+    log: impl Fn() -> String,
+) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Ok((200, _)) = http_get(addr, "/readyz") {
+            return;
+        }
+        if let Some(status) = exited() {
+            panic!("gatewatch exited before ready ({status}):\n{}", log());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "gatewatch not ready after {WAIT:?}:\n{}",
+            log()
+        );
+        thread::sleep(Duration::from_millis(50));
     }
 }
 
