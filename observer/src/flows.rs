@@ -144,6 +144,8 @@ struct Pending {
     segments: Vec<(u32, Bytes)>,
     established: bool,
     closed: Option<Close>,
+    /// Resolved at connect, while a short-lived client still exists.
+    workload: WorkloadInfo,
 }
 
 /// A counted connection that has not closed yet.
@@ -392,12 +394,14 @@ impl FlowTable {
         }
         let cookie = conn.cookie;
         let deadline = now + self.settings.name_wait;
+        let workload = (self.identify)(conn.cgroup_id, conn.tgid, &conn.comm);
         let fresh = Pending {
             conn,
             deadline,
             segments: Vec::new(),
             established: false,
             closed: None,
+            workload,
         };
         if let Some(previous) = self.pending.insert(cookie, fresh) {
             // A cookie is unique per socket; a repeat means a second connect()
@@ -527,7 +531,7 @@ impl FlowTable {
         } else {
             (None, NameSource::Ip, Vec::new())
         };
-        let workload = (self.identify)(conn.cgroup_id, conn.tgid, &conn.comm);
+        let workload = p.workload;
         let verdict = self.classifier.classify(
             name.as_deref(),
             conn.dst.ip(),
