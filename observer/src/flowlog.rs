@@ -126,8 +126,8 @@ impl FlowLog {
                 FlowState::Failed => row.failures += 1,
                 FlowState::Connecting | FlowState::Closed => {}
             }
-            row.bytes_sent += flow.bytes_sent;
-            row.bytes_received += flow.bytes_received;
+            row.bytes_sent = row.bytes_sent.saturating_add(flow.bytes_sent);
+            row.bytes_received = row.bytes_received.saturating_add(flow.bytes_received);
             if inner.recent.len() == RECENT_FLOWS {
                 inner.recent.pop_front();
             }
@@ -161,8 +161,8 @@ impl FlowLog {
             if flow.state == FlowState::Failed {
                 row.failures += 1;
             }
-            row.bytes_sent += flow.bytes_sent;
-            row.bytes_received += flow.bytes_received;
+            row.bytes_sent = row.bytes_sent.saturating_add(flow.bytes_sent);
+            row.bytes_received = row.bytes_received.saturating_add(flow.bytes_received);
             flow
         };
         let _ = self.tx.send(flow);

@@ -182,7 +182,10 @@ impl FromStr for Pattern {
             Some((left, port)) => (left, Some(parse_port(port)?)),
             None => (s, None),
         };
-        let dest = match parse_net(left) {
+        // Host names lose their trailing dots, so an address written with
+        // one (`127.0.0.2.`) is that address: as a host name it would match
+        // no connection, yet show as the address.
+        let dest = match parse_net(left.trim_end_matches('.')) {
             Some(net) => Dest::Net(net),
             None => Dest::Host(HostPattern::parse(left)?),
         };
@@ -240,6 +243,18 @@ mod tests {
             "*.openai.azure.com:443"
         );
         assert!(p("litellm.ai.svc").matches_host("litellm.ai.svc", 4000));
+    }
+
+    #[test]
+    fn address_with_trailing_dot_is_that_address() {
+        // Found by fuzzing the config file: `127.0.0.2.:443` became a host
+        // name pattern that no connection matches, shown as 127.0.0.2:443.
+        assert_eq!(p("127.0.0.2.:443"), p("127.0.0.2:443"));
+        assert_eq!(p("127.0.0.2."), p("127.0.0.2"));
+        assert_eq!(p("10.0.0.0/8."), p("10.0.0.0/8"));
+        let rule = p("127.0.0.2.:443");
+        assert!(rule.matches_addr("127.0.0.2".parse().unwrap(), 443));
+        assert_eq!(rule.to_string().parse::<Pattern>(), Ok(rule));
     }
 
     #[test]

@@ -76,6 +76,7 @@ pub fn run() -> anyhow::Result<()> {
         bail!("cargo xtask bench attaches BPF programs and creates cgroups: run it as root");
     }
     let started = Instant::now();
+    let (machine0, own0) = (machine::machine_cpu_seconds(), machine::own_cpu_seconds());
     let mut r = report::Report {
         date: machine::now_utc(),
         machine: machine::describe(),
@@ -98,6 +99,12 @@ pub fn run() -> anyhow::Result<()> {
     r.load_end = machine::load1();
     r.builds_end = machine::other_builds();
     r.minutes = started.elapsed().as_secs_f64() / 60.0;
+    // CPU time the rest of the machine used meanwhile.
+    r.others_cpu = ((machine::machine_cpu_seconds() - machine0)
+        - (machine::own_cpu_seconds() - own0))
+        .max(0.0);
+    r.others_share =
+        r.others_cpu / (started.elapsed().as_secs_f64() * r.machine.cpus.max(1) as f64);
     let path = crate::workspace_root().join("BENCHMARKS.md");
     std::fs::write(&path, r.render()).with_context(|| format!("write {}", path.display()))?;
     println!("bench: wrote {}", path.display());

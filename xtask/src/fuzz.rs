@@ -276,8 +276,21 @@ fn fuzz_one(
     let stderr = child.stderr.take().context("fuzzer stderr")?;
     let mut tail: VecDeque<String> = VecDeque::new();
     let (mut runs, mut stats, mut artifact) = (None, None, None);
+    // "panicked at FILE:LINE:COL:" and the message on the next line, which
+    // a long backtrace would push out of the tail.
+    let (mut panic, mut panic_next) = (None::<String>, false);
     for line in BufReader::new(stderr).lines() {
         let line = line.context("read fuzzer output")?;
+        if panic_next {
+            panic = panic.map(|at| format!("{at} {}", line.trim()));
+            panic_next = false;
+        }
+        if panic.is_none()
+            && let Some((_, at)) = line.split_once("panicked at ")
+        {
+            panic = Some(format!("panicked at {at}"));
+            panic_next = true;
+        }
         // "Done 423021 runs in 31 second(s)"
         if let Some(rest) = line.strip_prefix("Done ") {
             runs = rest.split(' ').next().and_then(|n| n.parse::<u64>().ok());
@@ -305,15 +318,12 @@ fn fuzz_one(
     for line in &tail {
         println!("  | {line}");
     }
-    let why = tail
-        .iter()
-        .find_map(|l| {
-            l.split_once("panicked at ")
-                .map(|(_, at)| format!("panicked at {at}"))
-                .or_else(|| {
-                    l.split_once("ERROR: libFuzzer: ")
-                        .map(|(_, e)| e.to_owned())
-                })
+    let why = panic
+        .or_else(|| {
+            tail.iter().find_map(|l| {
+                l.split_once("ERROR: libFuzzer: ")
+                    .map(|(_, e)| e.to_owned())
+            })
         })
         .unwrap_or_else(|| format!("the fuzzer exited with {st}"));
     match artifact {

@@ -6,8 +6,18 @@ use std::{collections::BTreeMap, path::Path, process::Command};
 
 use anyhow::{Context as _, bail};
 
-/// Per program: samples, and (callee, samples, hottest leaf under it).
-pub type Attribution = BTreeMap<String, (u64, Vec<(String, u64, String)>)>;
+/// One program's samples.
+pub struct Profile {
+    pub total: u64,
+    /// (callee, samples, hottest leaf under it), most samples first.
+    pub callees: Vec<(String, u64, String)>,
+    /// Samples in `native_write_msr` under a `bpf_ringbuf_*` helper: the
+    /// self-IPI that wakes the ring buffer's reader.
+    pub wakeup_ipi: u64,
+}
+
+/// Program name → its profile.
+pub type Attribution = BTreeMap<String, Profile>;
 
 /// Starts `perf record -a -g` for `seconds` into `out`; wait on the child.
 pub fn record(out: &Path, seconds: u32) -> anyhow::Result<std::process::Child> {
@@ -78,6 +88,13 @@ pub fn attribute(data: &Path, progs: &[String]) -> anyhow::Result<Attribution> {
     }
     let mut out = Attribution::new();
     for (prog, total) in per_prog {
+        let wakeup_ipi = leaves
+            .iter()
+            .filter(|((p, c, l), _)| {
+                *p == prog && c.starts_with("bpf_ringbuf_") && l == "native_write_msr"
+            })
+            .map(|(_, n)| *n)
+            .sum();
         let mut rows: Vec<(String, u64, String)> = callees
             .iter()
             .filter(|((p, _), _)| *p == prog)
@@ -92,7 +109,14 @@ pub fn attribute(data: &Path, progs: &[String]) -> anyhow::Result<Attribution> {
             })
             .collect();
         rows.sort_by_key(|r| std::cmp::Reverse(r.1));
-        out.insert(prog, (total, rows));
+        out.insert(
+            prog,
+            Profile {
+                total,
+                callees: rows,
+                wakeup_ipi,
+            },
+        );
     }
     Ok(out)
 }

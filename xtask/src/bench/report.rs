@@ -114,6 +114,10 @@ pub struct Report {
     pub load_end: f64,
     pub builds_start: usize,
     pub builds_end: usize,
+    /// CPU seconds used by processes outside this run, and their share of
+    /// the machine's capacity over the run.
+    pub others_cpu: f64,
+    pub others_share: f64,
     pub tools: Vec<(String, String)>,
     pub nginx_workers: u32,
     pub root_programs: usize,
@@ -163,7 +167,7 @@ fn ns(v: Option<f64>) -> String {
 
 impl Report {
     fn quiet(&self) -> bool {
-        self.load_start < 0.5 && self.builds_start == 0 && self.builds_end == 0
+        self.load_start < 0.5 && self.builds_start == 0 && self.others_share < 0.03
     }
 
     fn kcost(&self, close: bool, prog: &str) -> Option<f64> {
@@ -233,11 +237,13 @@ impl Report {
         }
         let _ = writeln!(
             o,
-            "| Machine state | 1-min load average {:.2} at start, {:.2} at end; other cargo/rustc processes: {} at start, {} at end{} |",
+            "| Machine state | 1-min load average {:.2} at start, {:.2} at end; other cargo/rustc processes: {} at start, {} at end; processes outside this run used {:.0} CPU-seconds during it ({:.1}% of the machine){} |",
             self.load_start,
             self.load_end,
             self.builds_start,
             self.builds_end,
+            self.others_cpu,
+            100.0 * self.others_share,
             if self.quiet() {
                 ""
             } else {
@@ -520,14 +526,13 @@ impl Report {
             o,
             "| Program | Samples | Callees: share of the program's samples (hottest leaf) |\n|---|---|---|"
         );
-        let mut ipi = false;
-        for (prog, (total, rows)) in profile {
-            let cells: Vec<String> = rows
+        for (prog, p) in profile {
+            let cells: Vec<String> = p
+                .callees
                 .iter()
                 .take(5)
                 .map(|(callee, n, leaf)| {
-                    ipi |= callee.starts_with("bpf_ringbuf_") && leaf == "native_write_msr";
-                    let share = 100.0 * *n as f64 / (*total).max(1) as f64;
+                    let share = 100.0 * *n as f64 / p.total.max(1) as f64;
                     if leaf == callee {
                         format!("{callee} {share:.0}%")
                     } else {
@@ -535,12 +540,32 @@ impl Report {
                     }
                 })
                 .collect();
-            let _ = writeln!(o, "| {prog} | {total} | {} |", cells.join("; "));
+            let _ = writeln!(o, "| {prog} | {} | {} |", p.total, cells.join("; "));
         }
-        if ipi {
+        let ipi: Vec<(String, f64)> = profile
+            .iter()
+            .filter(|(_, p)| p.wakeup_ipi > 0)
+            .map(|(prog, p)| {
+                (
+                    prog.clone(),
+                    100.0 * p.wakeup_ipi as f64 / p.total.max(1) as f64,
+                )
+            })
+            .collect();
+        if !ipi.is_empty() {
+            let shares: Vec<String> = ipi
+                .iter()
+                .map(|(prog, share)| format!("{prog} {share:.0}%"))
+                .collect();
             let _ = writeln!(
                 o,
-                "\n`native_write_msr` under `bpf_ringbuf_submit`/`bpf_ringbuf_output` is the self-IPI (irq_work) that wakes the ring buffer's reader: the kernel sends it on a commit whenever the reader has caught up, which at these rates is nearly every record, and on a virtual machine each one is a VM exit. Batching wakeups (`BPF_RB_NO_WAKEUP`, with a forced wakeup past a fill threshold and a periodic drain in userspace) would remove most of it."
+                "\nReader wakeups: `native_write_msr` under a `bpf_ringbuf_*` helper is the self-IPI (irq_work) by which a commit wakes the ring buffer's reader; on a virtual machine each one is a VM exit. Share of each program's samples: {}.{}",
+                shares.join(", "),
+                if ipi.iter().any(|(_, s)| *s > 25.0) {
+                    " That is a large part: fewer wakeups (`BPF_RB_NO_WAKEUP` below a fill threshold, the reader draining on a timer) would remove most of it."
+                } else {
+                    ""
+                }
             );
         }
     }
