@@ -3,9 +3,9 @@
 //! API shows must read back as the same configuration.
 #![no_main]
 
-use gatewatch::{
-    config::{Config, FileConfig, Overrides},
-    pattern::{HostPattern, Pattern},
+use observer::{
+    classification::{HostPattern, Pattern},
+    daemon::{config::Config, settings::Settings},
     workload::GatewaySelector,
 };
 use libfuzzer_sys::fuzz_target;
@@ -14,10 +14,10 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let Ok(file) = FileConfig::parse(text) else {
+    let Ok(file) = Settings::parse(text) else {
         return;
     };
-    let Ok(config) = Config::build(file, Overrides::default()) else {
+    let Ok(config) = Config::build(&file, &Settings::default()) else {
         return;
     };
     // `GET /api/v1/config` prints patterns with Display; written back into

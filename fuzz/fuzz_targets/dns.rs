@@ -1,7 +1,7 @@
 //! DNS responses: no panic, and answers of the documented shape.
 #![no_main]
 
-use gatewatch::dns::parse_response;
+use observer::naming::dns::parse_response;
 use libfuzzer_sys::fuzz_target;
 
 fn is_host_name(name: &str) -> bool {

@@ -3,7 +3,7 @@
 //! fitted to one kind's size so the decoder's field checks are reached.
 #![no_main]
 
-use gatewatch::events::{Chunk, Event, decode, encode};
+use observer::capture::decode::{Chunk, Event, decode, encode};
 use libfuzzer_sys::fuzz_target;
 use observer_common as common;
 

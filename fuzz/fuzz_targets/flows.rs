@@ -14,13 +14,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use gatewatch::{
-    catalog::Catalog,
-    classify::Classifier,
-    events::{Chunk, ConnectEvent, Event, StateChange, StateEvent},
-    flowlog::FlowLog,
+use observer::{
+    classification::{Catalog, Classifier},
+    capture::decode::{Chunk, Closed, ConnectEvent, Event, StateChange, StateEvent},
     flows::{FlowSettings, FlowTable, Identify, WorkloadInfo},
-    metrics::Metrics,
+    outputs::{FlowLog, Metrics, Outputs},
 };
 use libfuzzer_sys::{
     arbitrary::{Result, Unstructured},
@@ -30,21 +28,21 @@ use prometheus::core::Collector as _;
 
 /// Real captures, read from the repository at build time.
 const STREAMS: [&[u8]; 9] = [
-    include_bytes!("../../observer/src/fixtures/tls_curl_api_openai.bin"),
-    include_bytes!("../../observer/src/fixtures/tls_curl_ip_no_sni.bin"),
-    include_bytes!("../../observer/src/fixtures/tls_python_api_openai.bin"),
-    include_bytes!("../../observer/src/fixtures/tls_python_ip_no_sni.bin"),
-    include_bytes!("../../observer/src/fixtures/http_curl_connect_tunnel.bin"),
-    include_bytes!("../../observer/src/fixtures/http_curl_forward_proxy.bin"),
-    include_bytes!("../../observer/src/fixtures/http_curl_get_models.bin"),
-    include_bytes!("../../observer/src/fixtures/http_curl_post_chat.bin"),
-    include_bytes!("../../observer/src/fixtures/http_python_ipv6_host.bin"),
+    include_bytes!("../../observer/fixtures/tls_curl_api_openai.bin"),
+    include_bytes!("../../observer/fixtures/tls_curl_ip_no_sni.bin"),
+    include_bytes!("../../observer/fixtures/tls_python_api_openai.bin"),
+    include_bytes!("../../observer/fixtures/tls_python_ip_no_sni.bin"),
+    include_bytes!("../../observer/fixtures/http_curl_connect_tunnel.bin"),
+    include_bytes!("../../observer/fixtures/http_curl_forward_proxy.bin"),
+    include_bytes!("../../observer/fixtures/http_curl_get_models.bin"),
+    include_bytes!("../../observer/fixtures/http_curl_post_chat.bin"),
+    include_bytes!("../../observer/fixtures/http_python_ipv6_host.bin"),
 ];
 const ANSWERS: [&[u8]; 4] = [
-    include_bytes!("../../observer/src/fixtures/dns_api_openai_a.bin"),
-    include_bytes!("../../observer/src/fixtures/dns_api_openai_aaaa.bin"),
-    include_bytes!("../../observer/src/fixtures/dns_blocked_nxdomain.bin"),
-    include_bytes!("../../observer/src/fixtures/dns_contoso_cname_chain_a.bin"),
+    include_bytes!("../../observer/fixtures/dns_api_openai_a.bin"),
+    include_bytes!("../../observer/fixtures/dns_api_openai_aaaa.bin"),
+    include_bytes!("../../observer/fixtures/dns_blocked_nxdomain.bin"),
+    include_bytes!("../../observer/fixtures/dns_contoso_cname_chain_a.bin"),
 ];
 /// Addresses the captures name, and some they do not.
 const DESTINATIONS: [&str; 6] = [
@@ -59,7 +57,7 @@ const DESTINATIONS: [&str; 6] = [
 const MAX_PENDING: usize = 4;
 const MAX_LIVE: usize = 4;
 
-fn table(u: &mut Unstructured<'_>, metrics: Arc<Metrics>) -> Result<FlowTable> {
+fn table(u: &mut Unstructured<'_>, metrics: Arc<Metrics>) -> Result<FlowTable<Outputs>> {
     let settings = FlowSettings {
         name_wait: Duration::from_millis(u.int_in_range(0..=300)?),
         record_other_endpoints: u.arbitrary()?,
@@ -73,8 +71,7 @@ fn table(u: &mut Unstructured<'_>, metrics: Arc<Metrics>) -> Result<FlowTable> {
     Ok(FlowTable::new(
         settings,
         classifier,
-        metrics,
-        Arc::new(FlowLog::new()),
+        Outputs::new(metrics, Arc::new(FlowLog::new())),
         identify,
     ))
 }
@@ -142,7 +139,7 @@ fn event(u: &mut Unstructured<'_>) -> Result<Event> {
         _ => Event::State(StateEvent {
             ts_ns: u.arbitrary()?,
             cookie,
-            change: StateChange::Closed {
+            change: StateChange::Closed(Closed {
                 // The kernel's per-socket counters: 2^48 bytes (256 TiB) is
                 // past any real connection, and keeps the flow log's u64
                 // totals of many connections from overflowing, which
@@ -151,7 +148,7 @@ fn event(u: &mut Unstructured<'_>) -> Result<Event> {
                 bytes_received: u.int_in_range(0..=1 << 48)?,
                 old_state: u.int_in_range(0..=12)?,
                 total_retrans: u.arbitrary()?,
-            },
+            }),
         }),
     })
 }

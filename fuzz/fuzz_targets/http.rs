@@ -1,7 +1,7 @@
 //! HTTP/1.x request heads: no panic, and names of the documented shape.
 #![no_main]
 
-use gatewatch::http::parse_request;
+use observer::naming::http::parse_request;
 use libfuzzer_sys::fuzz_target;
 
 const METHODS: [&str; 9] = [

@@ -1,7 +1,7 @@
 //! TLS ClientHello parsing: no panic, and the properties callers rely on.
 #![no_main]
 
-use gatewatch::tls::{
+use observer::naming::tls::{
     TlsError, looks_like_tls, needed_len, parse_client_hello, parse_client_hello_truncated,
 };
 use libfuzzer_sys::fuzz_target;

@@ -4,14 +4,14 @@
 //! `FlowTable` (default settings). Prints one JSON line with this
 //! process's RSS before and after (from /proc/self/status).
 //!
-//! `cargo bench -p gatewatch --bench memory`
+//! `cargo bench -p observer --bench memory`
 use std::{
     alloc::{GlobalAlloc, Layout, System},
     sync::atomic::{AtomicUsize, Ordering},
     time::{Duration, Instant},
 };
 
-use gatewatch::events;
+use observer::capture::decode as events;
 
 #[path = "common/mod.rs"]
 mod common;

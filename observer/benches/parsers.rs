@@ -1,11 +1,11 @@
-//! Each parser on each real capture in `src/fixtures/` (tls_*.bin,
+//! Each parser on each real capture in `fixtures/` (tls_*.bin,
 //! http_*.bin, dns_*.bin): time per message, throughput in bytes.
 //!
-//! `cargo bench -p gatewatch --bench parsers`
+//! `cargo bench -p observer --bench parsers`
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use gatewatch::{dns, http, tls};
+use observer::naming::{dns, http, tls};
 
 #[path = "common/mod.rs"]
 mod common;

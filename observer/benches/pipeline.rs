@@ -4,11 +4,11 @@
 //! (a whole connection's records, or one DNS answer) with a fresh socket
 //! cookie; throughput is in records (events).
 //!
-//! `cargo bench -p gatewatch --bench pipeline`
+//! `cargo bench -p observer --bench pipeline`
 use std::{hint::black_box, time::Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use gatewatch::{events, flows::FlowTable};
+use observer::{capture::decode as events, flows::FlowTable, outputs::Outputs};
 
 #[path = "common/mod.rs"]
 mod common;
@@ -43,7 +43,7 @@ impl Unit {
 }
 
 struct Driver {
-    table: FlowTable,
+    table: FlowTable<Outputs>,
     n: u64,
     dns: Vec<Vec<u8>>,
 }

@@ -1,30 +1,26 @@
 //! gatewatch: which workloads call LLM providers directly, bypassing the AI
-//! gateway. Data path, one module per step:
+//! gateway. One folder per stage of the data path, in its order:
 //!
-//! kernel hooks (observer-ebpf) → ring buffer → [`events`] (decode) →
-//! [`tls`] / [`http`] / [`dns`] (names from bytes) → [`flows`] (join and name
-//! each connection) → [`classify`] with the [`catalog`] → [`metrics`] /
-//! [`api`] / [`cli`].
+//! - kernel hooks (the `observer-ebpf` crate) → one ring buffer;
+//! - [`capture`]: load and attach the programs, drain the ring, decode records;
+//! - [`naming`]: the name each client asked for (TLS SNI, HTTP `Host`, DNS answers);
+//! - [`workload`]: which process, container and pod made a connection;
+//! - [`classification`]: its route (gateway, direct, gateway_upstream, agent_platform, other);
+//! - [`flows`]: one record per connection, joined by socket cookie, followed to its close;
+//! - [`outputs`]: Prometheus metrics, the flow log and the JSON API;
+//! - [`cli`]: the commands that start the daemon and read its API.
 //!
-//! Everything but [`loader`] and [`run`] works on values, never on sockets,
-//! so it is unit-tested and fuzzed without privileges.
+//! [`daemon`] wires the stages together. Everything but `capture` and the
+//! daemon works on values, never on sockets, so it is unit-tested and
+//! fuzzed without privileges.
 
-pub mod api;
-pub mod catalog;
-pub mod classify;
+pub mod capture;
+pub mod classification;
 pub mod cli;
-pub mod config;
-pub mod dns;
-pub mod events;
-pub mod flowlog;
+pub mod daemon;
 pub mod flows;
-pub mod http;
-pub mod loader;
-pub mod metrics;
-pub mod names;
-pub mod pattern;
-pub mod run;
-pub mod tls;
+pub mod naming;
+pub mod outputs;
 pub mod workload;
 
 /// Version and commit baked in at build time.

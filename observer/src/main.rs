@@ -1,5 +1,5 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    gatewatch::cli::main()
+    observer::cli::main()
 }

@@ -12,13 +12,13 @@ use std::{
 };
 
 use bytes::Bytes;
-use gatewatch::{
-    catalog::Catalog,
-    classify::{Classifier, Kind, rule},
-    events::{Chunk, ConnectEvent, Event, StateChange, StateEvent},
-    flowlog::{FlowFilter, FlowLog, RECENT_FLOWS, SUMMARY_ROWS},
+use observer::{
+    capture::decode::{Chunk, Closed, ConnectEvent, Event, StateChange, StateEvent},
+    classification::{Catalog, Classifier, Kind, rule},
+    flows::{DEFAULT_LABEL_CAP, OVERFLOW_VALUE},
     flows::{DEFAULT_MAX_LIVE, FlowSettings, FlowTable, Identify, WorkloadInfo},
-    metrics::{DEFAULT_LABEL_CAP, Metrics, OVERFLOW_VALUE},
+    outputs::flow_log::{FlowFilter, FlowLog, RECENT_FLOWS, SUMMARY_ROWS},
+    outputs::{Metrics, Outputs},
 };
 
 const N: u64 = 100_000;
@@ -30,7 +30,7 @@ const FIXED_CGROUP: u64 = 0;
 /// TCP_FIN_WAIT2: a clean close.
 const FIN_WAIT2: u32 = 5;
 
-fn table() -> (FlowTable, Arc<Metrics>, Arc<FlowLog>) {
+fn table() -> (FlowTable<Outputs>, Arc<Metrics>, Arc<FlowLog>) {
     let metrics = Arc::new(Metrics::new());
     let log = Arc::new(FlowLog::new());
     let rules = vec![rule("*.ai.test", Kind::Model, "openai", "test").expect("rule")];
@@ -64,7 +64,12 @@ fn table() -> (FlowTable, Arc<Metrics>, Arc<FlowLog>) {
         }
     });
     (
-        FlowTable::new(settings, classifier, metrics.clone(), log.clone(), identify),
+        FlowTable::new(
+            settings,
+            classifier,
+            Outputs::new(metrics.clone(), log.clone()),
+            identify,
+        ),
         metrics,
         log,
     )
@@ -72,7 +77,7 @@ fn table() -> (FlowTable, Arc<Metrics>, Arc<FlowLog>) {
 
 /// One whole connection: connect, established, an HTTP request naming
 /// `host`, and a clean close.
-fn connection(t: &mut FlowTable, cookie: u64, cgroup_id: u64, comm: &str, host: &str) {
+fn connection(t: &mut FlowTable<Outputs>, cookie: u64, cgroup_id: u64, comm: &str, host: &str) {
     let now = Instant::now();
     let dst: SocketAddr = "127.0.9.9:80".parse().expect("addr");
     t.handle(
@@ -118,12 +123,12 @@ fn connection(t: &mut FlowTable, cookie: u64, cgroup_id: u64, comm: &str, host: 
         Event::State(StateEvent {
             ts_ns: 4_000_000,
             cookie,
-            change: StateChange::Closed {
+            change: StateChange::Closed(Closed {
                 bytes_sent: 60,
                 bytes_received: 40,
                 old_state: FIN_WAIT2,
                 total_retrans: 0,
-            },
+            }),
         }),
         now,
     );

@@ -33,13 +33,13 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 case "$profile" in
-    release) cargo build --release -p gatewatch ;;
-    debug) cargo build -p gatewatch ;;
+    release) cargo build --release -p observer ;;
+    debug) cargo build -p observer ;;
     *) echo "soak.sh: SOAK_PROFILE must be release or debug" >&2; exit 2 ;;
 esac
 
 export GATEWATCH_BIN="$PWD/target/$profile/gatewatch"
 export SOAK_SECONDS="$seconds" SOAK_RATE="$rate" CI=true
 echo "soak.sh: $seconds s at $rate connections/s against $GATEWATCH_BIN"
-exec cargo test -p gatewatch-tests --test hardening -- --exact \
+exec cargo test -p tests --test hardening -- --exact \
     soak_counts_every_connection_exactly_without_drops_or_memory_growth --nocapture

@@ -65,7 +65,7 @@ pub fn gatewatch_bin() -> PathBuf {
 /// The cgroup v2 mount, found the way gatewatch finds it.
 pub fn cgroup2_root() -> PathBuf {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("read mountinfo");
-    gatewatch::loader::find_cgroup2_root(&mountinfo).expect("no cgroup v2 mount on this machine")
+    observer::capture::find_cgroup2_root(&mountinfo).expect("no cgroup v2 mount on this machine")
 }
 
 /// A cgroup made for one test, removed (with its processes moved out) on drop.

@@ -9,7 +9,7 @@ use std::{
     process::Stdio,
 };
 
-use gatewatch_tests::{
+use tests::{
     Gatewatch, Listener, Metrics, TestCgroup, free_port, lab::ChildGuard, privileged, run_ok,
     unique,
 };

@@ -11,8 +11,8 @@ use std::{
     sync::OnceLock,
 };
 
-use gatewatch_tests::{gatewatch_bin, unique};
 use serde_json::{Value, json};
+use tests::{gatewatch_bin, unique};
 
 /// Kubernetes versions the manifests must be valid for: an old one still in
 /// vendors' extended support, and the newest kubernetes-validate bundles.
@@ -198,9 +198,9 @@ fn selects(labels: &Value, on: &Value) -> bool {
 }
 
 /// Names gatewatch exports: the "gatewatch_..." string literals in
-/// observer/src/metrics.rs.
+/// observer/src/outputs/metrics.rs.
 fn exported_metrics() -> BTreeSet<String> {
-    let path = root().join("observer/src/metrics.rs");
+    let path = root().join("observer/src/outputs/metrics.rs");
     let text = read(&path);
     let names: BTreeSet<String> = text
         .match_indices("\"gatewatch_")
@@ -867,7 +867,7 @@ fn dashboard_and_alerts_use_only_exported_metrics() {
     }
     assert!(
         unknown.is_empty(),
-        "metrics gatewatch does not export (observer/src/metrics.rs has {exported:?}):\n{}",
+        "metrics gatewatch does not export (observer/src/outputs/metrics.rs has {exported:?}):\n{}",
         unknown.join("\n")
     );
     for name in [

@@ -3,7 +3,7 @@
 //! detaches everything; bad config attaches nothing.
 use std::process::Command;
 
-use gatewatch_tests::{
+use tests::{
     Gatewatch, Listener, TestCgroup, attached_programs, gatewatch_bin, privileged, run_ok, unique,
 };
 

@@ -14,7 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use gatewatch_tests::{
+use tests::{
     Gatewatch, Listener, Metrics, TestCgroup, WAIT, attached_programs, free_port,
     hardening::{
         DAEMONSET_CAPS, Daemon, FastServer, attached_ids, cap_bit, eventually, map_exists,

@@ -2,7 +2,7 @@
 //! SNI, HTTP Host, DNS answers) and classified against the built-in
 //! catalogue, with real clients, a real DNS server and real TLS peers in a
 //! network namespace made by the test.
-use gatewatch_tests::{
+use tests::{
     Metrics,
     lab::{self, NamingLab},
     privileged, run_ok,
@@ -217,7 +217,7 @@ fn ordinary_https_stays_other_without_per_destination_detail() {
 
 /// A real ClientHello (from Python's ssl module, no network) for `host`.
 fn client_hello(host: &str) -> std::path::PathBuf {
-    let path = std::env::temp_dir().join(gatewatch_tests::unique("hello"));
+    let path = std::env::temp_dir().join(tests::unique("hello"));
     let code = format!(
         "import ssl, sys\n\
          ctx = ssl.create_default_context()\n\

@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use gatewatch_tests::{
+use tests::{
     Gatewatch, Listener, TestCgroup, WAIT, free_port, gatewatch_bin, lab::ChildGuard, privileged,
     run_ok,
 };

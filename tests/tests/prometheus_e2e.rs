@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use gatewatch_tests::{
+use tests::{
     WAIT, free_port, http_get,
     lab::{self, ChildGuard, NamingLab},
     privileged, unique,

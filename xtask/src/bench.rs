@@ -90,7 +90,7 @@ pub fn run() -> anyhow::Result<()> {
     let bin = crate::build(true)?;
     // Compile the criterion and memory benchmarks now, so no compiler
     // competes with the measurements below.
-    crate::status(crate::cargo().args(["bench", "--package", "gatewatch", "--no-run"]))?;
+    crate::status(crate::cargo().args(["bench", "--package", "observer", "--no-run"]))?;
     r.tools = tools(&bin);
 
     system(&bin, &mut r)?;
@@ -141,7 +141,7 @@ fn tools(bin: &std::path::Path) -> Vec<(String, String)> {
     ]
 }
 
-/// Everything that needs the kernel programs, nginx and load.
+/// Everything that needs the kernel programs, nginx and load, in phases.
 fn system(bin: &std::path::Path, r: &mut report::Report) -> anyhow::Result<()> {
     let tag = format!("gw-bench-{}", std::process::id());
     let watched = Cgroup::new(&format!("{tag}-watched"))?;
@@ -152,145 +152,19 @@ fn system(bin: &std::path::Path, r: &mut report::Report) -> anyhow::Result<()> {
     r.root_programs = kstats::attached(&procs::cgroup2_root()?)
         .map(|m| m.len())
         .unwrap_or(0);
-    let url = nginx.url();
-    let targets = nginx.targets();
     r.nginx_workers = nginx.workers;
-
-    // Check the setup: the watched cgroup is observed, the plain one not.
-    let before = daemon.metrics()?.sum("gatewatch_events_total", &[]);
-    load::paced(&plain, 200.0, 0.5, 2, &targets)?;
-    thread::sleep(Duration::from_millis(400));
-    let mid = daemon.metrics()?.sum("gatewatch_events_total", &[]);
-    load::paced(&watched, 200.0, 0.5, 2, &targets)?;
-    thread::sleep(Duration::from_millis(600));
-    let after = daemon.metrics()?.sum("gatewatch_events_total", &[]);
-    if mid != before || after <= mid {
-        bail!(
-            "setup check failed: events from the plain cgroup {}, from the watched one {}",
-            mid - before,
-            after - mid
-        );
-    }
-    println!(
-        "bench: setup ok ({} events from 100 watched connections, none from the plain cgroup)",
-        after - mid
-    );
-
-    // Warm up both paths once (page cache, nginx, TCP memory).
-    for cg in [&plain, &watched] {
-        load::wrk(cg, &url, 1, WRK_THREADS, WRK_CONNS, false)?;
-        load::wrk(cg, &url, 1, WRK_THREADS, WRK_CONNS, true)?;
-    }
-    for close in [false, true] {
-        let mut pairs = Vec::new();
-        let events_before = daemon.metrics()?.sum("gatewatch_events_total", &[]);
-        for i in 0..self::pairs() {
-            // ABBA: alternate which side runs first.
-            let order = if i % 2 == 0 {
-                [false, true]
-            } else {
-                [true, false]
-            };
-            let mut pair = (WrkResult::default(), WrkResult::default());
-            for with in order {
-                let cg = if with { &watched } else { &plain };
-                let res = load::wrk(cg, &url, wrk_seconds(), WRK_THREADS, WRK_CONNS, close)?;
-                println!(
-                    "bench: {} pair {} {}: {:.0} req/s",
-                    if close { "close" } else { "keep-alive" },
-                    i + 1,
-                    if with { "with" } else { "baseline" },
-                    res.rps
-                );
-                if with {
-                    pair.1 = res;
-                } else {
-                    pair.0 = res;
-                }
-            }
-            pairs.push(pair);
-        }
-        let events = daemon.metrics()?.sum("gatewatch_events_total", &[]) - events_before;
-        let t = report::Throughput { pairs, events };
-        if close {
-            r.close = t;
-        } else {
-            r.keepalive = t;
-        }
-    }
-
-    // Kernel cost per program, from BPF run-time statistics.
-    {
-        let stats = BpfStats::enable()?;
-        r.stats_how = stats.how().into();
-        let ids = kstats::attached(&watched.path)?;
-        let s0 = kstats::snapshot(&ids)?;
-        let ka = load::wrk(&watched, &url, wrk_seconds(), WRK_THREADS, WRK_CONNS, false)?;
-        let s1 = kstats::snapshot(&ids)?;
-        let cl = load::wrk(&watched, &url, wrk_seconds(), WRK_THREADS, WRK_CONNS, true)?;
-        let s2 = kstats::snapshot(&ids)?;
-        r.kcost_keepalive = kstats::delta(&s0, &s1);
-        r.kcost_close = kstats::delta(&s1, &s2);
-        r.kcost_rps = (ka.rps, cl.rps);
-        drop(stats);
-        // Where that time goes: perf call graphs over another close run
-        // (separate, so sampling does not inflate the statistics above).
-        let names: Vec<String> = ids.keys().cloned().collect();
-        r.kprofile_loaded = kstats::loaded_with_names(&names)?;
-        match kernel_profile(&watched, &url, &names) {
-            Ok(a) => r.kprofile = Some(a),
-            Err(e) => r.kprofile_error = Some(format!("{e:#}")),
-        }
-    }
-
-    // gatewatch's own CPU and RSS at a fixed connection rate.
-    {
-        let cs0 = daemon.context_switches()?;
-        let cpu0 = daemon.cpu_seconds()?;
-        let m0 = daemon.metrics()?;
-        let t0 = Instant::now();
-        let res = load::paced(&watched, CPU_RATE, cpu_seconds(), LOADGEN_THREADS, &targets)?;
-        let wall = t0.elapsed().as_secs_f64();
-        let cpu = daemon.cpu_seconds()? - cpu0;
-        let switches = daemon.context_switches()? - cs0;
-        thread::sleep(SETTLE);
-        let m1 = daemon.metrics()?;
-        r.cpu = report::CpuRun {
-            switches,
-            load: res,
-            cpu_percent: 100.0 * cpu / wall,
-            events: m1.sum("gatewatch_events_total", &[]) - m0.sum("gatewatch_events_total", &[]),
-            wall,
-            rss_kib: daemon.status_kib("VmRSS:")?,
-        };
-        println!(
-            "bench: {:.0} conn/s: gatewatch at {:.1}% of a core",
-            res.rate(),
-            r.cpu.cpu_percent
-        );
-    }
-
-    // Ramp connection rates until the drop counter moves or the machine
-    // cannot go faster.
-    let mut saturated = 0;
-    for rate in RAMP {
-        let step = ramp_step(&daemon, &watched, rate, &targets)?;
-        println!(
-            "bench: ramp {:.0}/s: achieved {:.0}/s, {} dropped, gatewatch {:.1}%",
-            rate,
-            step.load.rate(),
-            step.dropped,
-            step.cpu_percent
-        );
-        let drops = step.dropped > 0.0;
-        if step.load.rate() < 0.85 * rate {
-            saturated += 1;
-        }
-        r.ramp.push(step);
-        if drops || saturated >= 2 {
-            break;
-        }
-    }
+    let setup = Setup {
+        daemon: &daemon,
+        watched: &watched,
+        plain: &plain,
+        url: nginx.url(),
+        targets: nginx.targets(),
+    };
+    setup.check()?;
+    setup.throughput_pairs(r)?;
+    setup.kernel_cost(r)?;
+    setup.daemon_cpu(r)?;
+    setup.ramp(r)?;
     r.rss_after_kib = daemon.status_kib("VmRSS:")?;
     r.hwm_kib = daemon.status_kib("VmHWM:")?;
     r.dropped_by_source = daemon
@@ -301,6 +175,193 @@ fn system(bin: &std::path::Path, r: &mut report::Report) -> anyhow::Result<()> {
     daemon.stop()?;
     drop(nginx);
     Ok(())
+}
+
+/// A running daemon watching one cgroup, a plain cgroup beside it, and nginx.
+struct Setup<'a> {
+    daemon: &'a Daemon,
+    watched: &'a Cgroup,
+    plain: &'a Cgroup,
+    url: String,
+    targets: Vec<String>,
+}
+
+impl Setup<'_> {
+    fn events(&self) -> anyhow::Result<f64> {
+        Ok(self.daemon.metrics()?.sum("gatewatch_events_total", &[]))
+    }
+
+    /// The watched cgroup is observed, the plain one not.
+    fn check(&self) -> anyhow::Result<()> {
+        let before = self.events()?;
+        load::paced(self.plain, 200.0, 0.5, 2, &self.targets)?;
+        thread::sleep(Duration::from_millis(400));
+        let mid = self.events()?;
+        load::paced(self.watched, 200.0, 0.5, 2, &self.targets)?;
+        thread::sleep(Duration::from_millis(600));
+        let after = self.events()?;
+        if mid != before || after <= mid {
+            bail!(
+                "setup check failed: events from the plain cgroup {}, from the watched one {}",
+                mid - before,
+                after - mid
+            );
+        }
+        println!(
+            "bench: setup ok ({} events from 100 watched connections, none from the plain cgroup)",
+            after - mid
+        );
+        Ok(())
+    }
+
+    /// wrk → nginx without and with gatewatch, keep-alive and new
+    /// connections, in ABBA pairs.
+    fn throughput_pairs(&self, r: &mut report::Report) -> anyhow::Result<()> {
+        // Warm up both paths once (page cache, nginx, TCP memory).
+        for cg in [self.plain, self.watched] {
+            load::wrk(cg, &self.url, 1, WRK_THREADS, WRK_CONNS, false)?;
+            load::wrk(cg, &self.url, 1, WRK_THREADS, WRK_CONNS, true)?;
+        }
+        for close in [false, true] {
+            let events_before = self.events()?;
+            let pairs = (0..self::pairs())
+                .map(|i| self.pair(i, close))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let events = self.events()? - events_before;
+            let t = report::Throughput { pairs, events };
+            if close {
+                r.close = t;
+            } else {
+                r.keepalive = t;
+            }
+        }
+        Ok(())
+    }
+
+    /// One baseline and one watched run; ABBA: alternate which runs first.
+    fn pair(&self, i: usize, close: bool) -> anyhow::Result<(WrkResult, WrkResult)> {
+        let order = if i % 2 == 0 {
+            [false, true]
+        } else {
+            [true, false]
+        };
+        let mut pair = (WrkResult::default(), WrkResult::default());
+        for with in order {
+            let cg = if with { self.watched } else { self.plain };
+            let res = load::wrk(cg, &self.url, wrk_seconds(), WRK_THREADS, WRK_CONNS, close)?;
+            println!(
+                "bench: {} pair {} {}: {:.0} req/s",
+                if close { "close" } else { "keep-alive" },
+                i + 1,
+                if with { "with" } else { "baseline" },
+                res.rps
+            );
+            if with {
+                pair.1 = res;
+            } else {
+                pair.0 = res;
+            }
+        }
+        Ok(pair)
+    }
+
+    /// Kernel cost per program, from BPF run-time statistics, and where
+    /// that time goes (perf call graphs over another run, separate so
+    /// sampling does not inflate the statistics).
+    fn kernel_cost(&self, r: &mut report::Report) -> anyhow::Result<()> {
+        let stats = BpfStats::enable()?;
+        r.stats_how = stats.how().into();
+        let ids = kstats::attached(&self.watched.path)?;
+        let s0 = kstats::snapshot(&ids)?;
+        let ka = load::wrk(
+            self.watched,
+            &self.url,
+            wrk_seconds(),
+            WRK_THREADS,
+            WRK_CONNS,
+            false,
+        )?;
+        let s1 = kstats::snapshot(&ids)?;
+        let cl = load::wrk(
+            self.watched,
+            &self.url,
+            wrk_seconds(),
+            WRK_THREADS,
+            WRK_CONNS,
+            true,
+        )?;
+        let s2 = kstats::snapshot(&ids)?;
+        r.kcost_keepalive = kstats::delta(&s0, &s1);
+        r.kcost_close = kstats::delta(&s1, &s2);
+        r.kcost_rps = (ka.rps, cl.rps);
+        drop(stats);
+        let names: Vec<String> = ids.keys().cloned().collect();
+        r.kprofile_loaded = kstats::loaded_with_names(&names)?;
+        match kernel_profile(self.watched, &self.url, &names) {
+            Ok(a) => r.kprofile = Some(a),
+            Err(e) => r.kprofile_error = Some(format!("{e:#}")),
+        }
+        Ok(())
+    }
+
+    /// gatewatch's own CPU and RSS at a fixed connection rate.
+    fn daemon_cpu(&self, r: &mut report::Report) -> anyhow::Result<()> {
+        let daemon = self.daemon;
+        let cs0 = daemon.context_switches()?;
+        let cpu0 = daemon.cpu_seconds()?;
+        let e0 = self.events()?;
+        let t0 = Instant::now();
+        let res = load::paced(
+            self.watched,
+            CPU_RATE,
+            cpu_seconds(),
+            LOADGEN_THREADS,
+            &self.targets,
+        )?;
+        let wall = t0.elapsed().as_secs_f64();
+        let cpu = daemon.cpu_seconds()? - cpu0;
+        let switches = daemon.context_switches()? - cs0;
+        thread::sleep(SETTLE);
+        r.cpu = report::CpuRun {
+            switches,
+            load: res,
+            cpu_percent: 100.0 * cpu / wall,
+            events: self.events()? - e0,
+            wall,
+            rss_kib: daemon.status_kib("VmRSS:")?,
+        };
+        println!(
+            "bench: {:.0} conn/s: gatewatch at {:.1}% of a core",
+            res.rate(),
+            r.cpu.cpu_percent
+        );
+        Ok(())
+    }
+
+    /// Connection rates up the ramp until the drop counter moves or the
+    /// machine cannot go faster.
+    fn ramp(&self, r: &mut report::Report) -> anyhow::Result<()> {
+        let mut saturated = 0;
+        for rate in RAMP {
+            let step = ramp_step(self.daemon, self.watched, rate, &self.targets)?;
+            println!(
+                "bench: ramp {:.0}/s: achieved {:.0}/s, {} dropped, gatewatch {:.1}%",
+                rate,
+                step.load.rate(),
+                step.dropped,
+                step.cpu_percent
+            );
+            let drops = step.dropped > 0.0;
+            if step.load.rate() < 0.85 * rate {
+                saturated += 1;
+            }
+            r.ramp.push(step);
+            if drops || saturated >= 2 {
+                break;
+            }
+        }
+        Ok(())
+    }
 }
 
 fn kernel_profile(cg: &Cgroup, url: &str, names: &[String]) -> anyhow::Result<perf::Attribution> {
@@ -361,7 +422,7 @@ fn userspace(r: &mut report::Report) -> anyhow::Result<()> {
     cmd.args([
         "bench",
         "--package",
-        "gatewatch",
+        "observer",
         "--bench",
         "pipeline",
         "--bench",
@@ -402,7 +463,7 @@ fn userspace(r: &mut report::Report) -> anyhow::Result<()> {
     }
 
     let out = crate::cargo()
-        .args(["bench", "--package", "gatewatch", "--bench", "memory"])
+        .args(["bench", "--package", "observer", "--bench", "memory"])
         .output()
         .context("run the memory benchmark")?;
     let text = String::from_utf8_lossy(&out.stdout);

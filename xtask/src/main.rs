@@ -90,7 +90,7 @@ pub fn status(cmd: &mut Command) -> anyhow::Result<()> {
 
 fn build(release: bool) -> anyhow::Result<PathBuf> {
     let mut cmd = cargo();
-    cmd.args(["build", "--package", "gatewatch"]);
+    cmd.args(["build", "--package", "observer"]);
     if release {
         cmd.arg("--release");
     }

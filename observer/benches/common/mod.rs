@@ -5,21 +5,20 @@
 
 use std::{net::Ipv4Addr, path::PathBuf, sync::Arc, time::Duration};
 
-use gatewatch::{
-    catalog::Catalog,
-    classify::Classifier,
-    config::{DEFAULT_DNS_CACHE, DEFAULT_MAX_PENDING, DEFAULT_NAME_WAIT_MS},
-    events::encode,
-    flowlog::FlowLog,
+use observer::{
+    capture::decode::encode,
+    classification::{Catalog, Classifier},
+    daemon::settings::{DEFAULT_DNS_CACHE, DEFAULT_MAX_PENDING, DEFAULT_NAME_WAIT_MS},
+    flows::DEFAULT_LABEL_CAP,
     flows::{DEFAULT_MAX_LIVE, FlowSettings, FlowTable, Identify, WorkloadInfo},
-    metrics::{DEFAULT_LABEL_CAP, Metrics},
+    outputs::{FlowLog, Metrics, Outputs},
 };
 use observer_common as common;
 
 /// The daemon's defaults (config.rs), with no user rules: the built-in
 /// catalogue classifies. Workload lookup is a constant (the daemon's reads
 /// /proc and kubelet files once per new process, then caches).
-pub fn table() -> (FlowTable, Arc<Metrics>) {
+pub fn table() -> (FlowTable<Outputs>, Arc<Metrics>) {
     let metrics = Arc::new(Metrics::new());
     let classifier = Classifier::new(Vec::new(), Catalog::builtin().clone(), Vec::new(), false);
     let settings = FlowSettings {
@@ -36,7 +35,12 @@ pub fn table() -> (FlowTable, Arc<Metrics>) {
     });
     let log = Arc::new(FlowLog::new());
     (
-        FlowTable::new(settings, classifier, metrics.clone(), log, identify),
+        FlowTable::new(
+            settings,
+            classifier,
+            Outputs::new(metrics.clone(), log),
+            identify,
+        ),
         metrics,
     )
 }
@@ -47,7 +51,7 @@ pub fn fixture(name: &str) -> Vec<u8> {
 }
 
 pub fn fixtures_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/fixtures")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures")
 }
 
 /// A `connect()` record for IPv4 `dst:port`.

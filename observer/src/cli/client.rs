@@ -4,7 +4,7 @@ use std::io::{BufRead as _, BufReader};
 use anyhow::{Context as _, anyhow};
 use serde::de::DeserializeOwned;
 
-use crate::flowlog::FlowFilter;
+use crate::outputs::flow_log::FlowFilter;
 
 /// Where `gatewatch run` serves by default, as seen from the same node.
 pub const DEFAULT_ADDR: &str = "http://127.0.0.1:9464";
@@ -127,7 +127,7 @@ fn percent_encode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::classify::Route;
+    use crate::classification::Route;
 
     #[test]
     fn filters_become_query_strings() {

@@ -7,7 +7,7 @@ use super::{
     client::{Client, DEFAULT_ADDR},
     view,
 };
-use crate::{classify::Route, flowlog::FlowFilter, flows::FlowRecord};
+use crate::{classification::Route, flows::FlowRecord, outputs::FlowFilter};
 
 #[derive(Clone, Copy, Debug, Default, ValueEnum)]
 pub enum Output {

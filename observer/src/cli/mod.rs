@@ -11,9 +11,8 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 
 use crate::{
-    catalog::Catalog,
-    classify::Classifier,
-    config::{Config, FileConfig, Overrides},
+    classification::{Catalog, Classifier},
+    daemon::{config::Config, settings::Settings},
 };
 
 #[derive(Debug, Parser)]
@@ -65,42 +64,20 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct ConfigArgs {
     /// TOML config file (see README: Configuration).
-    #[arg(long, env = "GATEWATCH_CONFIG")]
+    #[arg(long, env = "GATEWATCH_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// An AI gateway: [NAME=]PATTERN, PATTERN = host, *.suffix, IP or CIDR, optionally :PORT. Repeatable.
-    #[arg(long = "gateway", env = "GATEWATCH_GATEWAY", value_delimiter = ',')]
-    pub gateways: Vec<String>,
-    /// A model provider endpoint: NAME=PATTERN (as for --gateway). Repeatable.
-    #[arg(long = "provider", env = "GATEWATCH_PROVIDER", value_delimiter = ',')]
-    pub providers: Vec<String>,
-    /// Count catalogue gateways (e.g. *.azure-api.net, gateway.ai.cloudflare.com) as route=gateway.
-    #[arg(long, env = "GATEWATCH_CATALOG_GATEWAYS")]
-    pub catalog_gateways: bool,
-    /// The gateway's own workloads: KEY=VALUE[,KEY=VALUE] with keys namespace, pod, container, process, exe (globs). Their provider calls are gateway_upstream. Repeatable.
-    #[arg(
-        long = "gateway-workload",
-        env = "GATEWATCH_GATEWAY_WORKLOAD",
-        value_delimiter = ';'
-    )]
-    pub gateway_workloads: Vec<String>,
+    #[command(flatten)]
+    pub settings: Settings,
 }
 
 impl ConfigArgs {
-    fn overrides(&self) -> Overrides {
-        Overrides {
-            gateways: self.gateways.clone(),
-            providers: self.providers.clone(),
-            catalog_gateways: self.catalog_gateways,
-            gateway_workloads: self.gateway_workloads.clone(),
-            ..Default::default()
-        }
-    }
-
-    fn file(&self) -> anyhow::Result<FileConfig> {
-        match &self.config {
-            Some(path) => Ok(FileConfig::load(path)?),
-            None => Ok(FileConfig::default()),
-        }
+    /// The config file's layer (empty without `--config`) and the flags'.
+    fn config(&self) -> anyhow::Result<Config> {
+        let file = match &self.config {
+            Some(path) => Settings::load(path)?,
+            None => Settings::default(),
+        };
+        Ok(Config::build(&file, &self.settings)?)
     }
 }
 
@@ -108,45 +85,6 @@ impl ConfigArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
-    /// Address of the HTTP server for /metrics, /healthz, /readyz and /api/v1 [default: 0.0.0.0:9464].
-    #[arg(long, env = "GATEWATCH_METRICS_ADDR")]
-    pub metrics_addr: Option<String>,
-    /// cgroup v2 directory to attach to [default: the cgroup v2 mount, found in /proc/self/mountinfo].
-    #[arg(long, env = "GATEWATCH_CGROUP")]
-    pub cgroup: Option<PathBuf>,
-    /// Milliseconds a new connection waits for its TLS SNI or HTTP Host before it is counted [default: 250].
-    #[arg(long, env = "GATEWATCH_NAME_WAIT_MS")]
-    pub name_wait_ms: Option<u64>,
-    /// Record the endpoint of route=other connections too (one series per destination: high cardinality).
-    #[arg(long, env = "GATEWATCH_RECORD_OTHER_ENDPOINTS")]
-    pub record_other_endpoints: bool,
-    /// Size of the kernel event ring buffer in bytes, a power of two [default: 8388608].
-    #[arg(long, env = "GATEWATCH_RING_BYTES")]
-    pub ring_bytes: Option<u32>,
-    /// Distinct values kept per capped label (endpoint, namespace, pod, container, process) before folding into _other [default: 1000].
-    #[arg(long, env = "GATEWATCH_LABEL_CAP")]
-    pub label_cap: Option<usize>,
-    /// Host /proc, for process executables [default: /proc; /host/proc in the DaemonSet].
-    #[arg(long, env = "GATEWATCH_PROC_ROOT")]
-    pub proc_root: Option<PathBuf>,
-    /// The kubelet's pod log directory, for namespace and pod names [default: /var/log/pods].
-    #[arg(long, env = "GATEWATCH_POD_LOGS")]
-    pub pod_logs: Option<PathBuf>,
-    /// The kubelet's container log directory, for container names [default: /var/log/containers].
-    #[arg(long, env = "GATEWATCH_CONTAINER_LOGS")]
-    pub container_logs: Option<PathBuf>,
-    /// Also name pods from the Kubernetes API, with their labels (for label= selectors): this node's pods only, watched. Needs the in-cluster service account (or KUBECONFIG) and get/list/watch on pods (deploy/rbac.yaml).
-    #[arg(long, env = "GATEWATCH_KUBE_API")]
-    pub kube_api: bool,
-    /// This node's name, for --kube-api (the DaemonSet sets NODE_NAME from spec.nodeName).
-    #[arg(long, env = "NODE_NAME")]
-    pub node_name: Option<String>,
-    /// Log level: error, warn, info, debug, trace.
-    #[arg(long, env = "GATEWATCH_LOG_LEVEL", default_value = "info")]
-    pub log_level: log::LevelFilter,
-    /// Also forward the kernel programs' debug log lines (costly; for debugging).
-    #[arg(long, env = "GATEWATCH_EBPF_DEBUG")]
-    pub ebpf_debug: bool,
 }
 
 #[derive(Debug, Args)]
@@ -183,23 +121,23 @@ pub fn main() -> ExitCode {
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => {
+            let cfg = args.config.config()?;
             // Other crates (aya's loader is chatty at debug) stay at info at most.
             env_logger::Builder::new()
-                .filter_level(args.log_level.min(log::LevelFilter::Info))
-                .filter_module("gatewatch", args.log_level)
+                .filter_level(cfg.log_level.min(log::LevelFilter::Info))
+                .filter_module("observer", cfg.log_level)
                 .format_target(false)
                 .init();
-            let cfg = run_config(&args)?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?;
-            rt.block_on(crate::run::run(cfg, args.ebpf_debug))?;
+            rt.block_on(crate::daemon::run::run(cfg))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig { file } => {
-            let cfg = Config::build(FileConfig::load(&file)?, Overrides::default())?;
+            let cfg = Config::build(&Settings::load(&file)?, &Settings::default())?;
             println!(
                 "{}: ok ({} rules, {} ignored catalogue patterns, metrics on {})",
                 file.display(),
@@ -233,22 +171,6 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn run_config(args: &RunArgs) -> anyhow::Result<Config> {
-    let mut overrides = args.config.overrides();
-    overrides.metrics_addr = args.metrics_addr.clone();
-    overrides.cgroup = args.cgroup.clone();
-    overrides.name_wait_ms = args.name_wait_ms;
-    overrides.record_other_endpoints = args.record_other_endpoints;
-    overrides.ring_bytes = args.ring_bytes;
-    overrides.label_cap = args.label_cap;
-    overrides.proc_root = args.proc_root.clone();
-    overrides.pod_logs = args.pod_logs.clone();
-    overrides.container_logs = args.container_logs.clone();
-    overrides.kube_api = args.kube_api;
-    overrides.node_name = args.node_name.clone();
-    Ok(Config::build(args.config.file()?, overrides)?)
-}
-
 /// Splits `HOST[:PORT]`, `IP[:PORT]` or `[IPv6]:PORT`; port 443 by default.
 pub fn split_target(target: &str) -> anyhow::Result<(String, u16)> {
     const DEFAULT_PORT: u16 = 443;
@@ -269,7 +191,7 @@ pub fn split_target(target: &str) -> anyhow::Result<(String, u16)> {
 }
 
 fn classify(args: &ClassifyArgs) -> anyhow::Result<ExitCode> {
-    let cfg = Config::build(args.config.file()?, args.config.overrides())?;
+    let cfg = args.config.config()?;
     let classifier = Classifier::new(
         cfg.rules,
         Catalog::builtin().clone(),

@@ -16,7 +16,7 @@ use super::{
     flows::Output,
     view,
 };
-use crate::flowlog::{FlowFilter, SummaryKey, SummaryRow};
+use crate::outputs::flow_log::{FlowFilter, SummaryKey, SummaryRow};
 
 #[derive(Debug, Args)]
 pub struct TopArgs {

@@ -1,8 +1,8 @@
 //! Terminal output for `flows` and `top`: fixed columns that fit an
 //! 80-column terminal (long values are cut with '~'), or JSON lines.
 use crate::{
-    flowlog::SummaryRow,
     flows::{FlowRecord, FlowState},
+    outputs::flow_log::SummaryRow,
 };
 
 /// Cuts `s` to `width` characters, marking the cut.

@@ -574,7 +574,7 @@ impl Report {
         let _ = writeln!(o, "## Userspace pipeline (criterion)\n");
         let _ = writeln!(
             o,
-            "`cargo bench -p gatewatch --bench pipeline` (observer/benches/pipeline.rs): ring records encoded as the kernel writes them (`gatewatch::events::encode`, real fixtures), each iteration decoding and handling one unit through the daemon's `FlowTable` (default settings, built-in catalogue, metrics and flow log) with a fresh socket cookie. One thread, so records/s is per core.\n"
+            "`cargo bench -p observer --bench pipeline` (observer/benches/pipeline.rs): ring records encoded as the kernel writes them (`observer::events::encode`, real fixtures), each iteration decoding and handling one unit through the daemon's `FlowTable` (default settings, built-in catalogue, metrics and flow log) with a fresh socket cookie. One thread, so records/s is per core.\n"
         );
         let _ = writeln!(
             o,
@@ -604,7 +604,7 @@ impl Report {
         let _ = writeln!(o, "\n## Parsers (criterion)\n");
         let _ = writeln!(
             o,
-            "`cargo bench -p gatewatch --bench parsers`: each parser on each real capture in observer/src/fixtures.\n"
+            "`cargo bench -p observer --bench parsers`: each parser on each real capture in observer/src/fixtures.\n"
         );
         let _ = writeln!(
             o,
@@ -739,7 +739,7 @@ impl Report {
         }
         let _ = writeln!(
             o,
-            "\nThe in-process figures come from `cargo bench -p gatewatch --bench memory` (observer/benches/memory.rs): {:.0} DNS answers for distinct names, then as many connections to those addresses (simulated 100k conn/s with the daemon's 25 ms sweep and 250 ms name wait), established and left open, all through decode and the daemon's `FlowTable` with default settings; heap bytes are counted by a wrapping allocator, RSS read from /proc/self/status.\n",
+            "\nThe in-process figures come from `cargo bench -p observer --bench memory` (observer/benches/memory.rs): {:.0} DNS answers for distinct names, then as many connections to those addresses (simulated 100k conn/s with the daemon's 25 ms sweep and 250 ms name wait), established and left open, all through decode and the daemon's `FlowTable` with default settings; heap bytes are counted by a wrapping allocator, RSS read from /proc/self/status.\n",
             self.mem("flows")
         );
     }

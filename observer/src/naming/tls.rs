@@ -18,6 +18,8 @@ use tls_parser::{
     parse_tls_extension_unknown, parse_tls_handshake_client_hello, parse_tls_record_header,
 };
 
+use super::host::normalize_host;
+
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ClientHello {
     /// `server_name` host name, lower-case, without a trailing dot.
@@ -328,14 +330,11 @@ fn server_name(data: &[u8]) -> Result<Option<String>, TlsError> {
     if raw.is_empty() || !raw.iter().all(|b| b.is_ascii_graphic()) {
         return Err(TlsError::Malformed("server_name is not a host name".into()));
     }
-    let name = String::from_utf8_lossy(raw).to_ascii_lowercase();
-    // All trailing dots, as `pattern::normalize_host` drops them: `a.com..`
-    // must not become an endpoint label apart from `a.com`.
-    let name = name.trim_end_matches('.');
+    let name = normalize_host(&String::from_utf8_lossy(raw));
     if name.is_empty() {
         return Err(TlsError::Malformed("server_name is not a host name".into()));
     }
-    Ok(Some(name.to_owned()))
+    Ok(Some(name))
 }
 
 fn alpn(data: &[u8]) -> Result<Vec<String>, TlsError> {
@@ -367,10 +366,22 @@ mod tests {
 
     // Real ClientHellos, made offline by fixtures/gen_tls.py: Python's ssl
     // module into a memory BIO, and curl 7.88 against a loopback socket.
-    const PYTHON_API_OPENAI: &[u8] = include_bytes!("fixtures/tls_python_api_openai.bin");
-    const PYTHON_IP_NO_SNI: &[u8] = include_bytes!("fixtures/tls_python_ip_no_sni.bin");
-    const CURL_API_OPENAI: &[u8] = include_bytes!("fixtures/tls_curl_api_openai.bin");
-    const CURL_IP_NO_SNI: &[u8] = include_bytes!("fixtures/tls_curl_ip_no_sni.bin");
+    const PYTHON_API_OPENAI: &[u8] = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/tls_python_api_openai.bin"
+    ));
+    const PYTHON_IP_NO_SNI: &[u8] = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/tls_python_ip_no_sni.bin"
+    ));
+    const CURL_API_OPENAI: &[u8] = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/tls_curl_api_openai.bin"
+    ));
+    const CURL_IP_NO_SNI: &[u8] = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/tls_curl_ip_no_sni.bin"
+    ));
     const REAL: [&[u8]; 4] = [
         PYTHON_API_OPENAI,
         PYTHON_IP_NO_SNI,

@@ -5,9 +5,9 @@ use std::sync::OnceLock;
 
 use serde::Deserialize;
 
-use crate::{classify::Kind, pattern::HostPattern};
+use super::{kind::Kind, pattern::HostPattern};
 
-const BUILTIN: &str = include_str!("../catalog.toml");
+const BUILTIN: &str = include_str!("catalog.toml");
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
@@ -194,7 +194,7 @@ source = "test"
 
     use std::collections::{BTreeSet, HashSet};
 
-    use crate::pattern::normalize_host;
+    use crate::naming::host::normalize_host;
 
     /// `lookup` on the built-in catalogue, as (provider, kind). The name must
     /// already be normalised, as the classifier does before calling it.

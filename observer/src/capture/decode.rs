@@ -34,17 +34,21 @@ pub struct Chunk {
     pub data: Bytes,
 }
 
-/// How a connection ended, from the kernel's TCP state machine.
+/// The kernel's TCP counters when a connection closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Closed {
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    /// The TCP state left for CLOSE.
+    pub old_state: u32,
+    pub total_retrans: u32,
+}
+
+/// How a connection moved on, from the kernel's TCP state machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StateChange {
     Established,
-    Closed {
-        bytes_sent: u64,
-        bytes_received: u64,
-        /// The TCP state left for CLOSE.
-        old_state: u32,
-        total_retrans: u32,
-    },
+    Closed(Closed),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,12 +117,12 @@ pub fn decode(record: &[u8]) -> Result<Event, DecodeError> {
             let raw: common::StateEvent = read_exact(record, common::EVENT_STATE)?;
             let change = match raw.state {
                 common::STATE_ESTABLISHED => StateChange::Established,
-                common::STATE_CLOSED => StateChange::Closed {
+                common::STATE_CLOSED => StateChange::Closed(Closed {
                     bytes_sent: raw.bytes_sent,
                     bytes_received: raw.bytes_received,
                     old_state: raw.old_state,
                     total_retrans: raw.total_retrans,
-                },
+                }),
                 other => return Err(DecodeError::UnknownState(other)),
             };
             Ok(Event::State(StateEvent {

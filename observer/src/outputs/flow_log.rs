@@ -10,9 +10,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use crate::{
-    classify::Route,
-    flows::{FlowRecord, FlowState},
-    metrics::OVERFLOW_VALUE,
+    classification::Route,
+    flows::{FlowRecord, FlowState, OVERFLOW_VALUE},
 };
 
 /// Flows kept for `GET /api/v1/flows`.

@@ -18,6 +18,8 @@
 //!   keeps that target as `path`.
 use std::net::Ipv6Addr;
 
+use super::host::normalize_host;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
     pub method: String,
@@ -127,7 +129,7 @@ fn build(req: &httparse::Request<'_, '_>, complete: bool) -> Result<Request, Htt
 /// The host named by the request target, if any, and the path to report.
 fn split_target(method: &str, target: &str) -> Result<(Option<String>, String), HttpError> {
     if method == "CONNECT" {
-        return Ok((normalize_host(target)?, target.to_owned()));
+        return Ok((host_of(target)?, target.to_owned()));
     }
     let lower = target.get(..8).unwrap_or(target).to_ascii_lowercase();
     let after_scheme = if lower.starts_with("http://") {
@@ -144,7 +146,7 @@ fn split_target(method: &str, target: &str) -> Result<(Option<String>, String), 
     let (authority, path) = rest.split_at(authority_end);
     // userinfo@ carries credentials: never kept.
     let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
-    let host = normalize_host(authority)?;
+    let host = host_of(authority)?;
     if host.is_none() {
         return Err(HttpError::Malformed("absolute URI without a host".into()));
     }
@@ -178,12 +180,12 @@ fn host_header(headers: &[httparse::Header<'_>]) -> Result<Option<String>, HttpE
     };
     let value = std::str::from_utf8(value)
         .map_err(|_| HttpError::Malformed("Host header is not UTF-8".into()))?;
-    normalize_host(value)
+    host_of(value)
 }
 
 /// `host[:port]`, `[v6][:port]` → lower-case host without port or brackets;
 /// `None` for an empty value (allowed when the target has no authority).
-fn normalize_host(value: &str) -> Result<Option<String>, HttpError> {
+fn host_of(value: &str) -> Result<Option<String>, HttpError> {
     let bad = || HttpError::Malformed(format!("bad host {value:?}"));
     let value = value.trim_matches([' ', '\t']);
     if value.is_empty() {
@@ -207,16 +209,13 @@ fn normalize_host(value: &str) -> Result<Option<String>, HttpError> {
     if !port.bytes().all(|b| b.is_ascii_digit()) {
         return Err(bad());
     }
-    let host = host.to_ascii_lowercase();
-    // All trailing dots, as `pattern::normalize_host` drops them: `a.com..`
-    // must not become an endpoint label apart from `a.com`.
-    let host = host.trim_end_matches('.');
+    let host = normalize_host(host);
     // RFC 3986 reg-name characters, plus ':' for the IPv6 forms above.
     let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=:".contains(&b);
     if host.is_empty() || !host.bytes().all(allowed) {
         return Err(bad());
     }
-    Ok(Some(host.to_owned()))
+    Ok(Some(host))
 }
 
 #[cfg(test)]
@@ -225,12 +224,30 @@ mod tests {
 
     // Real request heads, captured offline by fixtures/gen_http.py from curl
     // 7.88 and Python's http.client talking to a loopback socket.
-    const CURL_GET: &[u8] = include_bytes!("fixtures/http_curl_get_models.bin");
-    const CURL_POST: &[u8] = include_bytes!("fixtures/http_curl_post_chat.bin");
-    const CURL_PROXY: &[u8] = include_bytes!("fixtures/http_curl_forward_proxy.bin");
-    const CURL_CONNECT: &[u8] = include_bytes!("fixtures/http_curl_connect_tunnel.bin");
-    const PYTHON_IPV6: &[u8] = include_bytes!("fixtures/http_python_ipv6_host.bin");
-    const TLS_HELLO: &[u8] = include_bytes!("fixtures/tls_curl_api_openai.bin");
+    const CURL_GET: &[u8] = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/http_curl_get_models.bin"
+    ));
+    const CURL_POST: &[u8] = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/http_curl_post_chat.bin"
+    ));
+    const CURL_PROXY: &[u8] = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/http_curl_forward_proxy.bin"
+    ));
+    const CURL_CONNECT: &[u8] = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/http_curl_connect_tunnel.bin"
+    ));
+    const PYTHON_IPV6: &[u8] = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/http_python_ipv6_host.bin"
+    ));
+    const TLS_HELLO: &[u8] = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/tls_curl_api_openai.bin"
+    ));
 
     fn request(method: &str, host: Option<&str>, path: &str) -> Request {
         Request {
@@ -375,9 +392,9 @@ mod tests {
             ("::1", "::1"),
             (" spaced.example ", "spaced.example"),
         ] {
-            assert_eq!(normalize_host(value), Ok(Some(want.into())), "{value}");
+            assert_eq!(host_of(value), Ok(Some(want.into())), "{value}");
         }
-        assert_eq!(normalize_host(""), Ok(None));
+        assert_eq!(host_of(""), Ok(None));
     }
 
     #[test]
@@ -390,13 +407,10 @@ mod tests {
             Ok(request("GET", Some("'api.op.ea88"), "/els"))
         );
         assert_eq!(
-            normalize_host("API.OpenAI.com..:443"),
+            host_of("API.OpenAI.com..:443"),
             Ok(Some("api.openai.com".into()))
         );
-        assert!(matches!(
-            normalize_host("..."),
-            Err(HttpError::Malformed(_))
-        ));
+        assert!(matches!(host_of("..."), Err(HttpError::Malformed(_))));
     }
 
     #[test]
@@ -412,7 +426,7 @@ mod tests {
             "slash/host",
         ] {
             assert!(
-                matches!(normalize_host(value), Err(HttpError::Malformed(_))),
+                matches!(host_of(value), Err(HttpError::Malformed(_))),
                 "{value}"
             );
         }

@@ -8,6 +8,8 @@ use std::{fmt, net::IpAddr, str::FromStr};
 
 use ipnet::IpNet;
 
+use crate::naming::host::normalize_host;
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PatternError {
     #[error("empty pattern")]
@@ -67,11 +69,6 @@ impl fmt::Display for HostPattern {
             Self::Suffix(suffix) => write!(f, "*{suffix}"),
         }
     }
-}
-
-/// Lower-case, without the trailing dot of a fully-qualified name.
-pub fn normalize_host(host: &str) -> String {
-    host.trim_end_matches('.').to_ascii_lowercase()
 }
 
 fn validate_host(host: &str) -> Result<(), &'static str> {

@@ -197,13 +197,28 @@ mod tests {
     /// contoso.openai.azure.com → contoso.privatelink.openai.azure.com →
     /// cognitiveweprod.azure-api.net → cognitiveweprod-eastus-01.regional.azure-api.net
     /// → A 10.20.30.40
-    const CONTOSO_CHAIN: &[u8] = include_bytes!("fixtures/dns_contoso_cname_chain_a.bin");
+    const CONTOSO_CHAIN: &[u8] = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/dns_contoso_cname_chain_a.bin"
+    ));
     /// Question as sent: API.OpenAI.com; two A records.
-    const OPENAI_A: &[u8] = include_bytes!("fixtures/dns_api_openai_a.bin");
-    const OPENAI_AAAA: &[u8] = include_bytes!("fixtures/dns_api_openai_aaaa.bin");
-    const NXDOMAIN: &[u8] = include_bytes!("fixtures/dns_blocked_nxdomain.bin");
+    const OPENAI_A: &[u8] = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/dns_api_openai_a.bin"
+    ));
+    const OPENAI_AAAA: &[u8] = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/dns_api_openai_aaaa.bin"
+    ));
+    const NXDOMAIN: &[u8] = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/dns_blocked_nxdomain.bin"
+    ));
     /// The query that CONTOSO_CHAIN answers.
-    const QUERY: &[u8] = include_bytes!("fixtures/dns_query_contoso_a.bin");
+    const QUERY: &[u8] = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/dns_query_contoso_a.bin"
+    ));
     const REAL: [&[u8]; 5] = [CONTOSO_CHAIN, OPENAI_A, OPENAI_AAAA, NXDOMAIN, QUERY];
 
     fn ip(s: &str) -> IpAddr {

@@ -19,8 +19,8 @@ use axum::{
 };
 use tokio::{net::TcpListener, sync::broadcast::error::RecvError};
 
-use crate::{
-    flowlog::{FlowFilter, FlowLog},
+use super::{
+    flow_log::{FlowFilter, FlowLog},
     metrics::Metrics,
 };
 

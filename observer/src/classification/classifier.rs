@@ -15,105 +15,17 @@
 //! `agent_platform` → `agent_platform`; `model_control` and `exclude` →
 //! `other`. A `direct` connection made by a gateway workload is
 //! `gateway_upstream`.
-use std::{fmt, net::IpAddr, str::FromStr};
+use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{
+use super::{
     catalog::Catalog,
-    pattern::{Dest, HostPattern, Pattern, normalize_host},
+    kind::{Kind, Route, route_for},
+    pattern::HostPattern,
+    rules::Rule,
 };
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Route {
-    Gateway,
-    Direct,
-    GatewayUpstream,
-    AgentPlatform,
-    Other,
-}
-
-impl Route {
-    pub const ALL: [Route; 5] = [
-        Route::Gateway,
-        Route::Direct,
-        Route::GatewayUpstream,
-        Route::AgentPlatform,
-        Route::Other,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Route::Gateway => "gateway",
-            Route::Direct => "direct",
-            Route::GatewayUpstream => "gateway_upstream",
-            Route::AgentPlatform => "agent_platform",
-            Route::Other => "other",
-        }
-    }
-}
-
-impl fmt::Display for Route {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Route {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Route::ALL
-            .into_iter()
-            .find(|r| r.as_str() == s)
-            .ok_or_else(|| {
-                format!("unknown route {s:?}: expected gateway, direct, gateway_upstream, agent_platform or other")
-            })
-    }
-}
-
-/// What an endpoint is, as the catalogue or a rule says.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    /// Model inference API.
-    Model,
-    /// An AI gateway in front of model providers.
-    Gateway,
-    /// A hosted agent service's API (the model call happens server-side).
-    AgentPlatform,
-    /// One host serves model inference and an agent or management API.
-    Mixed,
-    /// A provider's management API, not inference.
-    ModelControl,
-    /// Known not to be a gateway or model endpoint (e.g. hosts only seen in
-    /// CNAME chains).
-    Exclude,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Model => "model",
-            Kind::Gateway => "gateway",
-            Kind::AgentPlatform => "agent_platform",
-            Kind::Mixed => "mixed",
-            Kind::ModelControl => "model_control",
-            Kind::Exclude => "exclude",
-        }
-    }
-}
-
-/// A user rule: from the config file or a `--gateway` / `--provider` flag.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Rule {
-    pub pattern: Pattern,
-    pub kind: Kind,
-    /// The `provider` label: the provider's or gateway's configured name.
-    pub provider: String,
-    /// Where the rule came from, e.g. `--gateway` or `config gateways[0]`.
-    pub origin: String,
-}
+use crate::naming::host::normalize_host;
 
 /// What matched, for `gatewatch classify` and the flow API.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -243,34 +155,10 @@ impl Classifier {
     }
 }
 
-fn route_for(kind: Kind, gateways_enabled: bool) -> Route {
-    match kind {
-        Kind::Model | Kind::Mixed => Route::Direct,
-        Kind::Gateway if gateways_enabled => Route::Gateway,
-        Kind::AgentPlatform => Route::AgentPlatform,
-        Kind::Gateway | Kind::ModelControl | Kind::Exclude => Route::Other,
-    }
-}
-
-/// Builds a user rule, as `--gateway` and `--provider` do.
-pub fn rule(pattern: &str, kind: Kind, provider: &str, origin: &str) -> Result<Rule, String> {
-    let pattern: Pattern = pattern.parse().map_err(|e| format!("{e}"))?;
-    Ok(Rule {
-        pattern,
-        kind,
-        provider: provider.to_owned(),
-        origin: origin.to_owned(),
-    })
-}
-
-/// True when `pattern` is an address rule (for docs and summaries).
-pub fn is_address_rule(rule: &Rule) -> bool {
-    matches!(rule.pattern.dest, Dest::Net(_))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::classification::rules::rule;
 
     fn classifier(rules: &[(&str, Kind, &str)]) -> Classifier {
         let rules = rules
@@ -357,13 +245,5 @@ mod tests {
             (v.route, v.provider.as_str()),
             (Route::Gateway, "contoso-apim")
         );
-    }
-
-    #[test]
-    fn route_names_round_trip() {
-        for r in Route::ALL {
-            assert_eq!(r.as_str().parse::<Route>(), Ok(r));
-        }
-        assert!("bypass".parse::<Route>().is_err());
     }
 }

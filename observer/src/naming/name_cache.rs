@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use lru::LruCache;
 
-use crate::dns::DnsAnswer;
+use super::dns::DnsAnswer;
 
 /// Shortest time a learnt address is kept, whatever its TTL. Load-balanced
 /// names are served with TTLs of 0 to a few seconds, and clients keep using
@@ -181,9 +181,12 @@ fn live<K: std::hash::Hash + Eq>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dns::parse_response;
+    use crate::naming::dns::parse_response;
 
-    const CONTOSO_CHAIN: &[u8] = include_bytes!("fixtures/dns_contoso_cname_chain_a.bin");
+    const CONTOSO_CHAIN: &[u8] = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/dns_contoso_cname_chain_a.bin"
+    ));
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

@@ -1,0 +1,18 @@
+//! Capture: the kernel side's records, into userspace.
+//!
+//! [`privileges`] and [`cgroup`] check what attaching needs → [`loader`]
+//! loads the embedded programs (observer-ebpf) and attaches them to the
+//! cgroup v2 tree → [`ring`] drains the one ring buffer they share and
+//! reads their drop counters → [`decode`] turns each record into a typed
+//! [`Event`].
+pub mod cgroup;
+pub mod decode;
+pub mod loader;
+pub mod privileges;
+pub mod ring;
+
+pub use cgroup::find_cgroup2_root;
+pub use decode::{
+    Chunk, Closed, ConnectEvent, DecodeError, Event, StateChange, StateEvent, decode,
+};
+pub use loader::{LoadError, LoadOptions, PROGRAMS, Probes};

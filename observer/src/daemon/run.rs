@@ -1,0 +1,237 @@
+//! `gatewatch run`: attach, read the ring buffer, count, serve; detach on
+//! SIGTERM or SIGINT.
+use std::{sync::Arc, sync::atomic::Ordering, time::Duration};
+
+use anyhow::Context as _;
+use aya::maps::{MapData, RingBuf};
+use tokio::{
+    io::{Interest, unix::AsyncFd},
+    net::TcpListener,
+    signal::unix::{SignalKind, signal},
+    sync::watch,
+    time::{Instant, MissedTickBehavior, interval},
+};
+
+use super::config::Config;
+use crate::{
+    capture::{
+        LoadOptions, Probes,
+        ring::{DropCounters, drain},
+    },
+    classification::{Catalog, Classifier},
+    flows::{
+        DEFAULT_MAX_LIVE, FlowSettings, FlowSink as _, FlowTable, Identify, Note, WorkloadInfo,
+    },
+    outputs::{AppState, FlowLog, Metrics, Outputs, api},
+    workload::{KubePods, PodWatcher, WorkloadConfig, Workloads},
+};
+
+/// How often the ring is drained without a wakeup and waiting connections
+/// are checked against their name deadline: the bound on reporting latency
+/// at low rates.
+const TICK: Duration = Duration::from_millis(25);
+/// How often the kernel's per-CPU drop counters are read.
+const DROPS_EVERY: Duration = Duration::from_secs(1);
+
+pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::new());
+    let log = Arc::new(FlowLog::new());
+    let state = Arc::new(AppState::new(metrics.clone(), log.clone(), cfg.view()));
+    // Bind before attaching: a busy port fails without touching the kernel.
+    let listener = TcpListener::bind(cfg.metrics_addr).await.with_context(|| {
+        format!(
+            "cannot listen on {} (--metrics-addr): is another gatewatch running?",
+            cfg.metrics_addr
+        )
+    })?;
+    // Before attaching too: a client that cannot be configured fails early.
+    let kube = kube_api(&cfg).await?;
+    let mut pipeline = Pipeline::attach(&cfg, kube.as_ref(), Outputs::new(metrics, log))?;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let server = {
+        let mut stop = stop_rx.clone();
+        tokio::spawn(api::serve(listener, state.clone(), async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }))
+    };
+    state.ready.store(true, Ordering::Release);
+    log::info!("ready: metrics on http://{}/metrics", cfg.metrics_addr);
+    pipeline.run_until_stopped(stop_rx).await?;
+    state.ready.store(false, Ordering::Release);
+    pipeline.detach();
+    let _ = stop_tx.send(true);
+    server
+        .await
+        .context("HTTP server task failed")?
+        .context("HTTP server failed")?;
+    log::info!("detached; bye");
+    Ok(())
+}
+
+/// The attached programs, their ring buffer and the flow table it feeds.
+struct Pipeline {
+    probes: Probes,
+    ring: AsyncFd<RingBuf<MapData>>,
+    table: FlowTable<Outputs>,
+    drops: DropCounters,
+}
+
+impl Pipeline {
+    fn attach(cfg: &Config, kube: Option<&PodWatcher>, outputs: Outputs) -> anyhow::Result<Self> {
+        let mut probes = Probes::load_and_attach(&LoadOptions {
+            cgroup: cfg.cgroup.clone(),
+            ring_bytes: cfg.ring_bytes,
+            ebpf_debug: cfg.ebpf_debug,
+        })?;
+        let ring = probes.take_ring()?;
+        // SAFETY: the AsyncFd owns the ring buffer, so its fd stays open for as
+        // long as it is registered.
+        let ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
+            .context("cannot poll the ring buffer")?;
+        let classifier = Classifier::new(
+            cfg.rules.clone(),
+            Catalog::builtin().clone(),
+            cfg.ignore.clone(),
+            cfg.catalog_gateways,
+        );
+        let settings = FlowSettings {
+            name_wait: cfg.name_wait,
+            record_other_endpoints: cfg.record_other_endpoints,
+            max_pending: cfg.max_pending,
+            dns_cache: cfg.dns_cache,
+            label_cap: cfg.label_cap,
+            max_live: DEFAULT_MAX_LIVE,
+        };
+        let identify = identify(cfg, probes.cgroup.clone(), kube.map(PodWatcher::pods));
+        Ok(Self {
+            table: FlowTable::new(settings, classifier, outputs, identify),
+            probes,
+            ring,
+            drops: DropCounters::default(),
+        })
+    }
+
+    /// Reads the ring on wakeups and on a short tick until SIGTERM, SIGINT
+    /// or `stop`.
+    async fn run_until_stopped(&mut self, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+        let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+        let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+        let mut tick = interval(TICK);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut next_drops = Instant::now();
+        loop {
+            tokio::select! {
+                guard = self.ring.readable_mut() => {
+                    let mut guard = guard.context("ring buffer poll failed")?;
+                    drain_into(guard.get_inner_mut(), &mut self.table);
+                    guard.clear_ready();
+                }
+                _ = tick.tick() => {
+                    // Records below the kernel's wakeup threshold arrive
+                    // without a wakeup: the tick collects them.
+                    drain_into(self.ring.get_mut(), &mut self.table);
+                    self.table.expire(Instant::now().into_std());
+                    if Instant::now() >= next_drops {
+                        self.count_kernel_drops();
+                        next_drops = Instant::now() + DROPS_EVERY;
+                    }
+                }
+                _ = sigterm.recv() => { log::info!("SIGTERM: detaching"); return Ok(()); }
+                _ = sigint.recv() => { log::info!("SIGINT: detaching"); return Ok(()); }
+                _ = stop.changed() => return Ok(()),
+            }
+        }
+    }
+
+    /// Counts what is already in the ring, then detaches before flushing so
+    /// no connection is left half-seen.
+    fn detach(mut self) {
+        drain_into(self.ring.get_mut(), &mut self.table);
+        self.count_kernel_drops();
+        drop(self.ring);
+        drop(self.probes);
+        self.table
+            .expire(Instant::now().into_std() + Duration::from_secs(3600));
+    }
+
+    /// Adds the kernel's drops since the last reading to the metrics.
+    fn count_kernel_drops(&mut self) {
+        match self.drops.deltas(&self.probes) {
+            Ok(deltas) => {
+                let dropped = &self.table.sink().metrics.dropped;
+                for (source, delta) in deltas {
+                    if delta > 0 {
+                        dropped.with_label_values(&[source]).inc_by(delta);
+                    }
+                }
+            }
+            Err(e) => log::warn!("cannot read kernel drop counters: {e}"),
+        }
+    }
+}
+
+/// Hands every waiting record to the flow table; malformed ones are
+/// counted as `decode` drops.
+fn drain_into(ring: &mut RingBuf<MapData>, table: &mut FlowTable<Outputs>) {
+    let now = std::time::Instant::now();
+    drain(ring, |record| match record {
+        Ok(event) => {
+            table.handle(event, now);
+        }
+        Err(e) => {
+            table.sink_mut().note(Note::Dropped("decode"));
+            log::debug!("skipped a malformed ring record: {e}");
+        }
+    });
+}
+
+/// Workload names for flows: cgroup path → container → pod (kubelet's
+/// node-local files), the process's executable, and whether it is one of
+/// the configured gateway workloads.
+fn identify(cfg: &Config, cgroup_root: std::path::PathBuf, kube: Option<KubePods>) -> Identify {
+    let mut workloads = Workloads::new(WorkloadConfig {
+        cgroup_root,
+        ..cfg.workload_paths.clone()
+    });
+    if let Some(pods) = kube {
+        workloads = workloads.with_kube_pods(pods);
+    }
+    let selectors = cfg.gateway_workloads.clone();
+    Box::new(move |cgroup_id, tgid, comm| {
+        let w = workloads.identify(cgroup_id, tgid);
+        let is_gateway = selectors.iter().any(|s| s.matches(&w, comm));
+        WorkloadInfo {
+            namespace: w.namespace,
+            pod: w.pod,
+            container: w.container,
+            exe: w.exe,
+            is_gateway,
+        }
+    })
+}
+
+/// With `--kube-api`, the task watching this node's pods (stopped when
+/// dropped). A client that cannot be configured is an error; an API server
+/// that cannot be reached is not: the watcher retries with backoff and the
+/// node-local files name workloads meanwhile.
+async fn kube_api(cfg: &Config) -> anyhow::Result<Option<PodWatcher>> {
+    if !cfg.kube_api {
+        if cfg
+            .gateway_workloads
+            .iter()
+            .any(|s| s.needs_kubernetes_api())
+        {
+            log::warn!("--gateway-workload: label= terms never match without --kube-api");
+        }
+        return Ok(None);
+    }
+    let node = cfg.node_name.as_deref().unwrap_or_default();
+    let config = kube::Config::infer().await.context(
+        "--kube-api: no Kubernetes client configuration (in-cluster service account, \
+         KUBECONFIG or ~/.kube/config)",
+    )?;
+    let watcher = PodWatcher::spawn(config, node).context("--kube-api")?;
+    log::info!("--kube-api: watching the pods on node {node}");
+    Ok(Some(watcher))
+}

@@ -1,0 +1,69 @@
+//! A classified connection as the API, the CLI and the flow log see it.
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    classification::{Route, Verdict},
+    naming::NameSource,
+};
+
+/// Who made a connection: Kubernetes names (empty off Kubernetes) and
+/// whether it is one of the configured gateway workloads.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkloadInfo {
+    pub namespace: String,
+    pub pod: String,
+    pub container: String,
+    pub exe: String,
+    pub is_gateway: bool,
+}
+
+/// Resolves a connection's workload from its cgroup id, tgid and comm.
+pub type Identify = Box<dyn FnMut(u64, u32, &str) -> WorkloadInfo + Send>;
+
+/// Where a connection is in its life, as the API shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlowState {
+    Connecting,
+    Established,
+    Closed,
+    Failed,
+}
+
+/// One classified connection, as the API shows it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FlowRecord {
+    pub ts_ns: u64,
+    pub cookie: u64,
+    pub route: Route,
+    pub provider: String,
+    pub endpoint: String,
+    pub name: Option<String>,
+    pub name_source: NameSource,
+    /// CNAME chain from DNS, as evidence only: never used to classify.
+    pub cnames: Vec<String>,
+    pub dst: SocketAddr,
+    pub process: String,
+    pub tgid: u32,
+    pub cgroup_id: u64,
+    pub workload: WorkloadInfo,
+    pub alpn: Vec<String>,
+    pub verdict: Verdict,
+    pub state: FlowState,
+    /// Wall-clock time the connection was counted.
+    pub time_unix_ms: u64,
+    /// Payload bytes, once closed.
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    /// connect() to close, once closed.
+    pub duration_ms: Option<u64>,
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

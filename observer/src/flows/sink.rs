@@ -1,0 +1,30 @@
+//! Where the flow table reports what it learns. The outputs (metrics, flow
+//! log) implement [`FlowSink`]; the table depends on this trait only, so
+//! the data path runs one way: flows → outputs.
+use super::{labels::FlowLabels, lifecycle::FlowEnd, record::FlowRecord};
+
+/// Facts about gatewatch's own work, for its self-metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Note {
+    /// A record of this kind was handled (`gatewatch_events_total{kind}`).
+    Event(&'static str),
+    /// Something was lost here (`gatewatch_events_dropped_total{source}`).
+    Dropped(&'static str),
+    /// Captured bytes did not parse (`gatewatch_parse_errors_total{kind}`).
+    ParseError(&'static str),
+    /// A label value was folded into `_other`.
+    LabelFolded(&'static str),
+}
+
+pub trait FlowSink {
+    /// A connection was counted, once. `end` is set when it had already
+    /// closed while it waited for its name.
+    fn counted(&mut self, flow: &FlowRecord, labels: &FlowLabels, end: Option<&FlowEnd>);
+    /// A counted connection completed its handshake.
+    fn established(&mut self, cookie: u64, labels: &FlowLabels);
+    /// A counted connection closed; `was_active` when it was established.
+    fn closed(&mut self, cookie: u64, labels: &FlowLabels, end: &FlowEnd, was_active: bool);
+    /// A live flow was dropped from the full live table before it closed.
+    fn evicted(&mut self, labels: &FlowLabels, was_active: bool);
+    fn note(&mut self, note: Note);
+}

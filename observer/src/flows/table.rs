@@ -1,0 +1,299 @@
+//! The flow table: joins each connection with the bytes its client sent
+//! and the DNS answers its workload received, names it, classifies it and
+//! reports it to the sink exactly once, then follows it to its close.
+//!
+//! A connection waits at most `name_wait` for its SNI or Host; then it is
+//! counted with the best name known ([`crate::naming::precedence`]). Both
+//! tables are bounded: a full pending table counts its oldest connection
+//! early (and says so), a full live table evicts its oldest flow.
+use std::{num::NonZeroUsize, time::Duration, time::Instant};
+
+use super::{
+    labels::{Admit, FlowLabels, Interner, LabelCaps, OVERFLOW_VALUE},
+    lifecycle::{Close, FlowEnd},
+    live::{Live, LiveTable},
+    pending::{Pending, PendingTable},
+    record::{FlowRecord, FlowState, Identify, unix_ms},
+    sink::{FlowSink, Note},
+};
+use crate::{
+    capture::{Chunk, ConnectEvent, Event, StateChange, StateEvent},
+    classification::{Classifier, Route},
+    naming::{self, NameCache, Opening, Reading, dns},
+};
+
+#[derive(Clone, Debug)]
+pub struct FlowSettings {
+    pub name_wait: Duration,
+    pub record_other_endpoints: bool,
+    pub max_pending: usize,
+    pub dns_cache: usize,
+    pub label_cap: usize,
+    /// Counted connections still open, tracked until they close.
+    pub max_live: usize,
+}
+
+pub struct FlowTable<S: FlowSink> {
+    settings: FlowSettings,
+    classifier: Classifier,
+    sink: S,
+    caps: LabelCaps,
+    names: NameCache,
+    pending: PendingTable,
+    live: LiveTable,
+    identify: Identify,
+    /// Live flows mostly repeat a few label sets: one copy each.
+    interned: Interner,
+}
+
+impl<S: FlowSink> FlowTable<S> {
+    pub fn new(
+        settings: FlowSettings,
+        classifier: Classifier,
+        sink: S,
+        identify: Identify,
+    ) -> Self {
+        let names =
+            NameCache::new(NonZeroUsize::new(settings.dns_cache).unwrap_or(NonZeroUsize::MIN));
+        Self {
+            caps: LabelCaps::new(settings.label_cap),
+            pending: PendingTable::new(settings.max_pending),
+            live: LiveTable::new(settings.max_live),
+            settings,
+            classifier,
+            sink,
+            names,
+            identify,
+            interned: Interner::default(),
+        }
+    }
+
+    pub fn live_len(&self) -> usize {
+        self.live.len()
+    }
+
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub fn sink(&self) -> &S {
+        &self.sink
+    }
+
+    pub fn sink_mut(&mut self) -> &mut S {
+        &mut self.sink
+    }
+
+    /// Handles one decoded event; returns the flows it counted.
+    pub fn handle(&mut self, event: Event, now: Instant) -> Vec<FlowRecord> {
+        self.sink.note(Note::Event(event.kind()));
+        match event {
+            Event::Connect(conn) => self.on_connect(conn, now),
+            Event::Payload(chunk) => self.on_payload(chunk, now).into_iter().collect(),
+            Event::Dns(chunk) => {
+                self.on_dns(&chunk, now);
+                Vec::new()
+            }
+            Event::State(state) => {
+                self.on_state(state);
+                Vec::new()
+            }
+        }
+    }
+
+    /// Counts every connection whose wait for a name is over.
+    pub fn expire(&mut self, now: Instant) -> Vec<FlowRecord> {
+        let mut done = Vec::new();
+        while let Some(p) = self.pending.pop_expired(now) {
+            let reading = naming::read_opening_at_deadline(&p.segments.contiguous_prefix());
+            let opening = self.opening(reading);
+            done.push(self.count(p, opening, now));
+        }
+        done
+    }
+
+    fn on_connect(&mut self, conn: ConnectEvent, now: Instant) -> Vec<FlowRecord> {
+        let mut done = Vec::new();
+        while self.pending.is_full() {
+            let Some(oldest) = self.pending.pop_oldest() else {
+                break;
+            };
+            self.sink.note(Note::Dropped("flow_table_full"));
+            done.push(self.count(oldest, Opening::default(), now));
+        }
+        let workload = (self.identify)(conn.cgroup_id, conn.tgid, &conn.comm);
+        let fresh = Pending {
+            conn,
+            deadline: now + self.settings.name_wait,
+            segments: Default::default(),
+            established: false,
+            closed: None,
+            workload,
+        };
+        if let Some(previous) = self.pending.insert(fresh) {
+            // A cookie is unique per socket; a repeat means a second connect()
+            // on the same socket: count the first attempt as it stands.
+            done.push(self.count(previous, Opening::default(), now));
+        }
+        if self.settings.name_wait.is_zero() {
+            done.extend(self.expire(now));
+        }
+        done
+    }
+
+    fn on_payload(&mut self, chunk: Chunk, now: Instant) -> Option<FlowRecord> {
+        let pending = self.pending.get_mut(chunk.cookie)?;
+        pending.segments.add(chunk.offset, chunk.data);
+        let reading = naming::read_opening(&pending.segments.contiguous_prefix());
+        if reading == Reading::Incomplete {
+            return None;
+        }
+        let opening = self.opening(reading);
+        let p = self.pending.remove(chunk.cookie)?;
+        Some(self.count(p, opening, now))
+    }
+
+    /// The names a finished reading gives; a parse failure is counted and
+    /// names nothing.
+    fn opening(&mut self, reading: Reading) -> Opening {
+        match reading {
+            Reading::Named(opening) => opening,
+            Reading::Malformed(failure) => {
+                self.sink.note(Note::ParseError(failure.kind()));
+                Opening::default()
+            }
+            Reading::Incomplete => Opening::default(),
+        }
+    }
+
+    fn on_dns(&mut self, chunk: &Chunk, now: Instant) {
+        match dns::parse_response(&chunk.data) {
+            Ok(answer) => self.names.learn(chunk.cgroup_id, &answer, now),
+            Err(dns::DnsError::NotResponse) => {}
+            Err(_) => self.sink.note(Note::ParseError("dns")),
+        }
+    }
+
+    fn on_state(&mut self, ev: StateEvent) {
+        if let Some(p) = self.pending.get_mut(ev.cookie) {
+            match ev.change {
+                StateChange::Established => p.established = true,
+                StateChange::Closed(close) => p.closed = Some(close_at(ev.ts_ns, close)),
+            }
+            return;
+        }
+        match ev.change {
+            StateChange::Established => {
+                if let Some(live) = self.live.get_mut(ev.cookie)
+                    && !live.established
+                {
+                    live.established = true;
+                    self.sink.established(ev.cookie, &live.labels);
+                }
+            }
+            StateChange::Closed(close) => {
+                if let Some(live) = self.live.remove(ev.cookie) {
+                    let close = close_at(ev.ts_ns, close);
+                    let end = FlowEnd::from_close(&close, live.connect_ts_ns, live.established);
+                    self.sink
+                        .closed(ev.cookie, &live.labels, &end, live.established);
+                }
+            }
+        }
+    }
+
+    /// Names, classifies and reports a connection whose wait is over; keeps
+    /// it in the live table until it closes.
+    fn count(&mut self, p: Pending, opening: Opening, now: Instant) -> FlowRecord {
+        let Pending {
+            conn,
+            workload,
+            established,
+            closed,
+            ..
+        } = p;
+        let alpn = opening.alpn.clone();
+        let names = &mut self.names;
+        let chosen = naming::choose(opening, || names.lookup(conn.cgroup_id, conn.dst.ip(), now));
+        let verdict = self.classifier.classify(
+            chosen.name.as_deref(),
+            conn.dst.ip(),
+            conn.dst.port(),
+            workload.is_gateway,
+        );
+        let endpoint = match (&chosen.name, verdict.route) {
+            (_, Route::Other) if !self.settings.record_other_endpoints => String::new(),
+            (Some(name), _) => format!("{name}:{}", conn.dst.port()),
+            (None, _) => conn.dst.to_string(),
+        };
+        let labels = FlowLabels {
+            route: verdict.route,
+            provider: verdict.provider.clone(),
+            endpoint: self.admit("endpoint", &endpoint),
+            namespace: self.admit("namespace", &workload.namespace),
+            pod: self.admit("pod", &workload.pod),
+            container: self.admit("container", &workload.container),
+            process: self.admit("process", &conn.comm),
+        };
+        let end = closed.map(|c| FlowEnd::from_close(&c, conn.ts_ns, established));
+        let record = FlowRecord {
+            ts_ns: conn.ts_ns,
+            cookie: conn.cookie,
+            route: verdict.route,
+            provider: verdict.provider.clone(),
+            endpoint,
+            name: chosen.name,
+            name_source: chosen.source,
+            cnames: chosen.cnames,
+            dst: conn.dst,
+            process: conn.comm,
+            tgid: conn.tgid,
+            cgroup_id: conn.cgroup_id,
+            workload,
+            alpn,
+            verdict,
+            state: match (&end, established) {
+                (Some(end), _) => end.state,
+                (None, true) => FlowState::Established,
+                (None, false) => FlowState::Connecting,
+            },
+            time_unix_ms: unix_ms(),
+            bytes_sent: end.map_or(0, |e| e.bytes_sent),
+            bytes_received: end.map_or(0, |e| e.bytes_received),
+            duration_ms: end.map(|e| e.duration_ms()),
+        };
+        self.sink.counted(&record, &labels, end.as_ref());
+        if end.is_none() {
+            let live = Live {
+                labels: self.interned.intern(labels),
+                connect_ts_ns: record.ts_ns,
+                established,
+            };
+            let sink = &mut self.sink;
+            self.live.insert(record.cookie, live, |old| {
+                sink.evicted(&old.labels, old.established);
+            });
+        }
+        record
+    }
+
+    fn admit(&mut self, label: &'static str, value: &str) -> String {
+        match self.caps.admit(label, value) {
+            Admit::Kept(v) => v.to_owned(),
+            Admit::Folded => {
+                self.sink.note(Note::LabelFolded(label));
+                OVERFLOW_VALUE.to_owned()
+            }
+        }
+    }
+}
+
+fn close_at(ts_ns: u64, c: crate::capture::Closed) -> Close {
+    Close {
+        ts_ns,
+        bytes_sent: c.bytes_sent,
+        bytes_received: c.bytes_received,
+        old_state: c.old_state,
+        total_retrans: c.total_retrans,
+    }
+}

@@ -1,0 +1,316 @@
+//! The flow table against the real outputs: what it counts, once, with
+//! which labels, and how it follows a connection to its close.
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use observer_common::{TCP_ESTABLISHED, TCP_SYN_SENT};
+
+use super::*;
+use crate::{
+    capture::{Chunk, Closed, ConnectEvent, Event, StateChange, StateEvent},
+    classification::{Catalog, Classifier, Kind, rule},
+    naming::NameSource,
+    outputs::{FlowLog, Metrics, Outputs},
+};
+
+fn table(wait_ms: u64, record_other: bool) -> (FlowTable<Outputs>, Arc<Metrics>) {
+    let metrics = Arc::new(Metrics::new());
+    let rules = vec![
+        rule("127.0.0.3:8443", Kind::Gateway, "corp-gw", "test").unwrap(),
+        rule("127.0.0.2:443", Kind::Model, "openai", "test").unwrap(),
+    ];
+    let classifier = Classifier::new(rules, Catalog::builtin().clone(), Vec::new(), false);
+    let settings = FlowSettings {
+        name_wait: Duration::from_millis(wait_ms),
+        record_other_endpoints: record_other,
+        max_pending: 4,
+        dns_cache: 16,
+        label_cap: 100,
+        max_live: 2,
+    };
+    let identify: Identify = Box::new(|_, _, _| WorkloadInfo::default());
+    let log = Arc::new(FlowLog::new());
+    (
+        FlowTable::new(
+            settings,
+            classifier,
+            Outputs::new(metrics.clone(), log),
+            identify,
+        ),
+        metrics,
+    )
+}
+
+fn connect(cookie: u64, dst: &str) -> Event {
+    Event::Connect(ConnectEvent {
+        ts_ns: 1,
+        cookie,
+        cgroup_id: 1,
+        tgid: 10,
+        pid: 10,
+        uid: 0,
+        protocol: 6,
+        dst: dst.parse().unwrap(),
+        comm: "client".into(),
+    })
+}
+
+/// route, provider, endpoint, process, name_source (no workload labels in these tests).
+fn count(m: &Metrics, [route, provider, endpoint, source, process]: [&str; 5]) -> u64 {
+    m.connections
+        .with_label_values(&[route, provider, endpoint, "", "", "", process, source])
+        .get()
+}
+
+fn state(cookie: u64, ts_ns: u64, change: StateChange) -> Event {
+    Event::State(StateEvent {
+        ts_ns,
+        cookie,
+        change,
+    })
+}
+
+fn closed(sent: u64, received: u64, old_state: u32, retrans: u32) -> StateChange {
+    StateChange::Closed(Closed {
+        bytes_sent: sent,
+        bytes_received: received,
+        old_state,
+        total_retrans: retrans,
+    })
+}
+
+const DIRECT: [&str; 7] = ["direct", "openai", "127.0.0.2:443", "", "", "", "client"];
+
+#[test]
+fn bytes_duration_and_active_follow_the_connection_lifecycle() {
+    let (mut t, m) = table(0, false);
+    let now = Instant::now();
+    t.handle(connect(1, "127.0.0.2:443"), now);
+    t.handle(state(1, 2, StateChange::Established), now);
+    assert_eq!(m.active.with_label_values(&DIRECT).get(), 1);
+    // Closed from FIN_WAIT2: counters include our SYN and FIN and the peer's FIN.
+    t.handle(state(1, 2_000_000_001, closed(302, 5001, 5, 0)), now);
+    assert_eq!(m.active.with_label_values(&DIRECT).get(), 0);
+    let mut sent = vec!["sent"];
+    sent.extend(DIRECT);
+    let mut received = vec!["received"];
+    received.extend(DIRECT);
+    assert_eq!(m.bytes.with_label_values(&sent).get(), 300);
+    assert_eq!(m.bytes.with_label_values(&received).get(), 5000);
+    let h = m.duration.with_label_values(&["direct", "openai"]);
+    assert_eq!(h.get_sample_count(), 1);
+    assert!(
+        (h.get_sample_sum() - 2.0).abs() < 1e-6,
+        "{}",
+        h.get_sample_sum()
+    );
+    assert_eq!(
+        m.failures
+            .with_label_values(&[
+                "reset", DIRECT[0], DIRECT[1], DIRECT[2], "", "", "", "client"
+            ])
+            .get(),
+        0
+    );
+}
+
+#[test]
+fn refused_timed_out_and_reset_connections_are_failures_by_reason() {
+    let (mut t, m) = table(100, false);
+    let now = Instant::now();
+    let fail = |reason: &str| {
+        let mut labels = vec![reason];
+        labels.extend(DIRECT);
+        m.failures.with_label_values(&labels).get()
+    };
+    // Closed while still waiting for a name: applied when counted.
+    t.handle(connect(1, "127.0.0.2:443"), now);
+    t.handle(state(1, 5, closed(0, 0, TCP_SYN_SENT, 0)), now);
+    t.handle(connect(2, "127.0.0.2:443"), now);
+    t.handle(state(2, 5, closed(0, 0, TCP_SYN_SENT, 2)), now);
+    let done = t.expire(now + Duration::from_millis(100));
+    assert_eq!(
+        done.iter().map(|f| f.state).collect::<Vec<_>>(),
+        [FlowState::Failed, FlowState::Failed]
+    );
+    assert_eq!((fail("refused"), fail("timeout")), (1, 1));
+    t.handle(connect(3, "127.0.0.2:443"), now);
+    t.handle(state(3, 5, StateChange::Established), now);
+    t.expire(now + Duration::from_millis(200));
+    t.handle(state(3, 9, closed(10, 10, TCP_ESTABLISHED, 0)), now);
+    assert_eq!(fail("reset"), 1);
+    assert_eq!(m.active.with_label_values(&DIRECT).get(), 0);
+    assert_eq!(t.live_len(), 0, "closed flows leave the live table");
+}
+
+#[test]
+fn a_connection_closed_before_it_is_named_leaves_the_active_gauge_at_zero() {
+    let (mut t, m) = table(100, false);
+    let now = Instant::now();
+    t.handle(connect(1, "127.0.0.2:443"), now);
+    t.handle(state(1, 2, StateChange::Established), now);
+    t.handle(state(1, 3, closed(2, 2, 5, 0)), now);
+    let done = t.expire(now + Duration::from_millis(100));
+    assert_eq!(done[0].state, FlowState::Closed);
+    assert_eq!(m.active.with_label_values(&DIRECT).get(), 0);
+    assert_eq!(t.live_len(), 0);
+}
+
+#[test]
+fn a_full_live_table_evicts_the_oldest_and_keeps_the_gauge_honest() {
+    let (mut t, m) = table(0, false);
+    let now = Instant::now();
+    for cookie in 1..=3 {
+        t.handle(connect(cookie, "127.0.0.2:443"), now);
+        t.handle(state(cookie, 2, StateChange::Established), now);
+    }
+    assert_eq!(t.live_len(), 2);
+    assert_eq!(m.flow_evictions.with_label_values(&["live"]).get(), 1);
+    assert_eq!(m.active.with_label_values(&DIRECT).get(), 2);
+    // A close for the evicted flow is ignored, not double-counted.
+    t.handle(state(1, 9, closed(1, 1, 4, 0)), now);
+    assert_eq!(m.active.with_label_values(&DIRECT).get(), 2);
+}
+
+#[test]
+fn connections_are_counted_once_after_the_name_wait() {
+    let (mut t, m) = table(100, false);
+    let t0 = Instant::now();
+    assert!(t.handle(connect(1, "127.0.0.2:443"), t0).is_empty());
+    assert!(t.expire(t0 + Duration::from_millis(50)).is_empty());
+    let done = t.expire(t0 + Duration::from_millis(100));
+    assert_eq!(done.len(), 1);
+    assert!(t.expire(t0 + Duration::from_secs(5)).is_empty());
+    assert_eq!(
+        count(&m, ["direct", "openai", "127.0.0.2:443", "ip", "client"]),
+        1
+    );
+}
+
+#[test]
+fn other_route_has_no_endpoint_unless_opted_in() {
+    let (mut t, m) = table(0, false);
+    t.handle(connect(1, "127.0.0.9:80"), Instant::now());
+    assert_eq!(count(&m, ["other", "", "", "ip", "client"]), 1);
+    let (mut t, m) = table(0, true);
+    t.handle(connect(1, "[::1]:80"), Instant::now());
+    assert_eq!(count(&m, ["other", "", "[::1]:80", "ip", "client"]), 1);
+}
+
+#[test]
+fn a_full_table_counts_the_oldest_early_and_says_so() {
+    let (mut t, m) = table(1000, false);
+    let now = Instant::now();
+    for cookie in 1..=5 {
+        t.handle(connect(cookie, "127.0.0.3:8443"), now);
+    }
+    assert_eq!(t.pending_len(), 4);
+    assert_eq!(m.dropped.with_label_values(&["flow_table_full"]).get(), 1);
+    assert_eq!(
+        count(&m, ["gateway", "corp-gw", "127.0.0.3:8443", "ip", "client"]),
+        1
+    );
+}
+
+fn payload(cookie: u64, offset: u32, data: &[u8]) -> Event {
+    Event::Payload(Chunk {
+        ts_ns: 1,
+        cookie,
+        cgroup_id: 1,
+        offset,
+        total: data.len() as u32,
+        data: Bytes::copy_from_slice(data),
+    })
+}
+
+const CURL_HELLO: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/fixtures/tls_curl_api_openai.bin"
+));
+
+#[test]
+fn a_client_hello_in_two_segments_is_named_as_soon_as_it_is_whole() {
+    let (mut t, m) = table(1000, false);
+    let now = Instant::now();
+    t.handle(connect(1, "127.0.0.9:443"), now);
+    let (a, b) = CURL_HELLO.split_at(100);
+    assert!(
+        t.handle(payload(1, 0, a), now).is_empty(),
+        "waits for the rest"
+    );
+    let done = t.handle(payload(1, 100, b), now);
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].name.as_deref(), Some("api.openai.com"));
+    assert_eq!(
+        count(
+            &m,
+            ["direct", "openai", "api.openai.com:443", "sni", "client"]
+        ),
+        1
+    );
+}
+
+#[test]
+fn a_hello_still_incomplete_at_the_deadline_is_named_from_what_arrived() {
+    let (mut t, m) = table(100, false);
+    let now = Instant::now();
+    t.handle(connect(1, "127.0.0.9:443"), now);
+    // The tail never arrives, but the SNI extension is in the head.
+    let cut = CURL_HELLO.len() - 40;
+    t.handle(payload(1, 0, &CURL_HELLO[..cut]), now);
+    let done = t.expire(now + Duration::from_millis(100));
+    assert_eq!(done[0].name_source, NameSource::Sni, "{:?}", done[0]);
+    assert_eq!(
+        count(
+            &m,
+            ["direct", "openai", "api.openai.com:443", "sni", "client"]
+        ),
+        1
+    );
+}
+
+#[test]
+fn plain_http_is_named_by_its_host_header() {
+    let (mut t, m) = table(1000, false);
+    let now = Instant::now();
+    t.handle(connect(1, "127.0.0.9:80"), now);
+    t.handle(
+        payload(
+            1,
+            0,
+            b"GET /v1/models HTTP/1.1\r\nHost: api.openai.com\r\n\r\n",
+        ),
+        now,
+    );
+    assert_eq!(
+        count(
+            &m,
+            [
+                "direct",
+                "openai",
+                "api.openai.com:80",
+                "http_host",
+                "client"
+            ]
+        ),
+        1
+    );
+}
+
+#[test]
+fn an_address_in_the_host_header_is_not_a_name() {
+    let (mut t, m) = table(1000, false);
+    let now = Instant::now();
+    t.handle(connect(1, "127.0.0.2:443"), now);
+    t.handle(
+        payload(1, 0, b"GET / HTTP/1.1\r\nHost: 127.0.0.2:443\r\n\r\n"),
+        now,
+    );
+    assert_eq!(
+        count(&m, ["direct", "openai", "127.0.0.2:443", "ip", "client"]),
+        1
+    );
+}

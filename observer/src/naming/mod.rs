@@ -1,0 +1,20 @@
+//! Naming: the name each connection's client asked for, from bytes only.
+//!
+//! [`segments`] joins the first segments the kernel copied → [`opening`]
+//! reads them with [`tls`] (ClientHello SNI, ALPN) or [`http`] (request head
+//! `Host`) → [`dns`] parses DNS answers into the [`name_cache`] (names by
+//! destination address, per cgroup and node-wide) → [`precedence`] picks one
+//! name. [`host`] is the one host-name normaliser everything shares.
+pub mod dns;
+pub mod host;
+pub mod http;
+pub mod name_cache;
+pub mod opening;
+pub mod precedence;
+pub mod segments;
+pub mod tls;
+
+pub use name_cache::{NameCache, NameHit, Scope};
+pub use opening::{Opening, ParseFailure, Reading, read_opening, read_opening_at_deadline};
+pub use precedence::{ChosenName, NameSource, choose};
+pub use segments::Segments;

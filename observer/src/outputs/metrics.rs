@@ -1,0 +1,239 @@
+//! The Prometheus metric contract. Later versions add labels, never rename.
+//!
+//! Every label is bounded: `route`, `name_source`, `kind` and `source` are
+//! small enums; `provider` comes from rules and the catalogue; `endpoint`
+//! and the workload labels are capped per label
+//! ([`crate::flows::labels::LabelCaps`]) with overflow folded into
+//! `_other`; connections on route `other` carry no endpoint unless
+//! `record_other_endpoints` is on.
+use prometheus::{
+    Encoder as _, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder, core::Collector,
+};
+
+use crate::{
+    flows::{FLOW_LABELS, FlowEnd, FlowLabels},
+    naming::NameSource,
+};
+
+/// Buckets of `gatewatch_connection_duration_seconds`: LLM calls stream
+/// for seconds to minutes, so the buckets reach ten minutes.
+pub const DURATION_BUCKETS: [f64; 13] = [
+    0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+];
+
+pub struct Metrics {
+    registry: Registry,
+    pub connections: IntCounterVec,
+    pub bytes: IntCounterVec,
+    pub duration: HistogramVec,
+    pub failures: IntCounterVec,
+    pub active: IntGaugeVec,
+    pub flow_evictions: IntCounterVec,
+    pub events: IntCounterVec,
+    pub dropped: IntCounterVec,
+    pub parse_errors: IntCounterVec,
+    pub label_overflow: IntCounterVec,
+}
+
+/// FLOW labels after `first`, for metrics that qualify a flow.
+fn flow_labels_after(first: &'static str) -> Vec<&'static str> {
+    let mut labels = vec![first];
+    labels.extend(FLOW_LABELS);
+    labels
+}
+
+fn register<C: Collector + Clone + 'static>(registry: &Registry, metric: C) -> C {
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("metric registered once");
+    metric
+}
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let metric =
+        IntCounterVec::new(Opts::new(name, help), labels).expect("static metric definition");
+    register(registry, metric)
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let r = Registry::new();
+        let connections = counter(
+            &r,
+            "gatewatch_connections_total",
+            "Outbound TCP connections, by route (gateway, direct, gateway_upstream, agent_platform, other).",
+            &[FLOW_LABELS.as_slice(), &["name_source"]].concat(),
+        );
+        let bytes = counter(
+            &r,
+            "gatewatch_bytes_total",
+            "TCP payload bytes of finished connections (kernel counters: sent = acknowledged by the peer), by direction.",
+            &flow_labels_after("direction"),
+        );
+        let duration = register(
+            &r,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "gatewatch_connection_duration_seconds",
+                    "Time from connect() to close of finished connections.",
+                )
+                .buckets(DURATION_BUCKETS.to_vec()),
+                &["route", "provider"],
+            )
+            .expect("static metric definition"),
+        );
+        let failures = counter(
+            &r,
+            "gatewatch_connection_failures_total",
+            "Connections that failed: refused (no SYN retransmit), timeout (after SYN retransmits) or reset (closed straight from established).",
+            &flow_labels_after("reason"),
+        );
+        let active = register(
+            &r,
+            IntGaugeVec::new(
+                Opts::new(
+                    "gatewatch_active_connections",
+                    "Established connections not yet closed.",
+                ),
+                &FLOW_LABELS,
+            )
+            .expect("static metric definition"),
+        );
+        let metrics = Self {
+            flow_evictions: counter(
+                &r,
+                "gatewatch_flow_evictions_total",
+                "Flows dropped from a full table before they closed, by table.",
+                &["table"],
+            ),
+            events: counter(
+                &r,
+                "gatewatch_events_total",
+                "Records read from the kernel ring buffer, by kind.",
+                &["kind"],
+            ),
+            dropped: counter(
+                &r,
+                "gatewatch_events_dropped_total",
+                "Events lost, by where they were lost (ring buffer full per record kind, or undecodable).",
+                &["source"],
+            ),
+            parse_errors: counter(
+                &r,
+                "gatewatch_parse_errors_total",
+                "Captured bytes that did not parse, by parser (tls, http, dns).",
+                &["kind"],
+            ),
+            label_overflow: counter(
+                &r,
+                "gatewatch_label_values_folded_total",
+                "Label values folded into _other because the label reached its cap.",
+                &["label"],
+            ),
+            registry: r,
+            connections,
+            bytes,
+            duration,
+            failures,
+            active,
+        };
+        metrics.build_info();
+        metrics
+    }
+
+    fn build_info(&self) {
+        let build_info = register(
+            &self.registry,
+            IntGaugeVec::new(
+                Opts::new(
+                    "gatewatch_build_info",
+                    "Build of the running gatewatch (always 1).",
+                ),
+                &["version", "git_sha"],
+            )
+            .expect("static metric definition"),
+        );
+        build_info
+            .with_label_values(&[crate::VERSION, crate::GIT_SHA])
+            .set(1);
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// A connection was counted.
+    pub fn connection(&self, labels: &FlowLabels, source: NameSource) {
+        let mut values = labels.values().to_vec();
+        values.push(source.as_str());
+        self.connections.with_label_values(&values).inc();
+    }
+
+    /// A connection finished: bytes, duration and failure reason.
+    pub fn finished(&self, labels: &FlowLabels, end: &FlowEnd) {
+        let values = labels.values();
+        for (direction, n) in [("sent", end.bytes_sent), ("received", end.bytes_received)] {
+            if n > 0 {
+                let mut with_dir = vec![direction];
+                with_dir.extend_from_slice(&values);
+                self.bytes.with_label_values(&with_dir).inc_by(n);
+            }
+        }
+        self.duration
+            .with_label_values(&[values[0], values[1]])
+            .observe(end.duration_ns as f64 / 1e9);
+        if let Some(reason) = end.failure {
+            let mut with_reason = vec![reason];
+            with_reason.extend_from_slice(&values);
+            self.failures.with_label_values(&with_reason).inc();
+        }
+    }
+
+    /// One more (`delta` 1) or one fewer (-1) established connection.
+    pub fn active(&self, labels: &FlowLabels, delta: i64) {
+        self.active.with_label_values(&labels.values()).add(delta);
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("text encoding into a Vec cannot fail");
+        String::from_utf8(out).expect("the text format is UTF-8")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classification::Route;
+
+    #[test]
+    fn exposition_has_build_info_and_counters() {
+        let m = Metrics::new();
+        let labels = FlowLabels {
+            route: Route::Direct,
+            provider: "openai".into(),
+            endpoint: "api.openai.com:443".into(),
+            namespace: String::new(),
+            pod: String::new(),
+            container: String::new(),
+            process: "python3".into(),
+        };
+        m.connection(&labels, NameSource::Sni);
+        let text = m.render();
+        assert!(text.contains("gatewatch_build_info{"), "{text}");
+        assert!(
+            text.contains(r#"gatewatch_connections_total{container="",endpoint="api.openai.com:443",name_source="sni",namespace="",pod="",process="python3",provider="openai",route="direct"} 1"#),
+            "{text}"
+        );
+    }
+}
