@@ -50,6 +50,15 @@ pub const COMM_LEN: usize = 16;
 /// One `connect()` by a process in the watched cgroup tree.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "user",
+    derive(
+        zerocopy::FromBytes,
+        zerocopy::IntoBytes,
+        zerocopy::Immutable,
+        zerocopy::KnownLayout
+    )
+)]
 pub struct ConnectEvent {
     pub kind: u32,
     /// `AF_INET` or `AF_INET6`; an IPv4-mapped IPv6 address arrives as `AF_INET6`.
@@ -74,11 +83,20 @@ pub struct ConnectEvent {
     pub comm: [u8; COMM_LEN],
 }
 
-/// The first bytes a client sent on a connection (`EVENT_PAYLOAD`), or a DNS
-/// response a workload received (`EVENT_DNS`).
+/// What precedes the bytes of a `PayloadEvent`; the kernel sends the
+/// header and only the `len` bytes copied.
 #[repr(C)]
-#[derive(Clone, Copy)]
-pub struct PayloadEvent {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "user",
+    derive(
+        zerocopy::FromBytes,
+        zerocopy::IntoBytes,
+        zerocopy::Immutable,
+        zerocopy::KnownLayout
+    )
+)]
+pub struct PayloadHeader {
     pub kind: u32,
     /// Valid bytes in `data`.
     pub len: u32,
@@ -90,11 +108,19 @@ pub struct PayloadEvent {
     pub offset: u32,
     /// Payload bytes the packet carried, of which `len` were copied.
     pub total: u32,
+}
+
+/// The first bytes a client sent on a connection (`EVENT_PAYLOAD`), or a DNS
+/// response a workload received (`EVENT_DNS`).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct PayloadEvent {
+    pub header: PayloadHeader,
     pub data: [u8; PAYLOAD_CAPTURE_MAX],
 }
 
 /// Bytes of a `PayloadEvent` before `data`.
-pub const PAYLOAD_HEADER_LEN: usize = core::mem::size_of::<PayloadEvent>() - PAYLOAD_CAPTURE_MAX;
+pub const PAYLOAD_HEADER_LEN: usize = core::mem::size_of::<PayloadHeader>();
 
 /// What a `StateEvent` reports.
 pub const STATE_ESTABLISHED: u32 = 1;
@@ -109,6 +135,15 @@ pub const TCP_CLOSE: u32 = 7;
 /// `sock_ops`. Byte counts are the kernel's own TCP counters at close.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "user",
+    derive(
+        zerocopy::FromBytes,
+        zerocopy::IntoBytes,
+        zerocopy::Immutable,
+        zerocopy::KnownLayout
+    )
+)]
 pub struct StateEvent {
     pub kind: u32,
     /// `STATE_ESTABLISHED` or `STATE_CLOSED`.
@@ -154,6 +189,10 @@ mod tests {
         assert_eq!(core::mem::size_of::<ConnectEvent>(), 80);
         assert_eq!(core::mem::align_of::<ConnectEvent>(), 8);
         assert_eq!(PAYLOAD_HEADER_LEN, 40);
+        assert_eq!(
+            core::mem::offset_of!(PayloadEvent, data),
+            PAYLOAD_HEADER_LEN
+        );
         assert_eq!(core::mem::size_of::<PayloadEvent>() % 8, 0);
         assert_eq!(core::mem::size_of::<StateEvent>(), 48);
     }

@@ -169,13 +169,13 @@ pub fn emit(
         if ret != 0 {
             return;
         }
-        (*event).kind = kind;
-        (*event).len = len;
-        (*event).ts_ns = bpf_ktime_get_ns();
-        (*event).cookie = cookie;
-        (*event).cgroup_id = cgroup_id;
-        (*event).offset = offset;
-        (*event).total = total;
+        (*event).header.kind = kind;
+        (*event).header.len = len;
+        (*event).header.ts_ns = bpf_ktime_get_ns();
+        (*event).header.cookie = cookie;
+        (*event).header.cgroup_id = cgroup_id;
+        (*event).header.offset = offset;
+        (*event).header.total = total;
         core::slice::from_raw_parts(event.cast::<u8>(), PAYLOAD_HEADER_LEN + len as usize)
     };
     if EVENTS.output::<[u8]>(record, submit_flags()).is_err() {

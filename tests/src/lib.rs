@@ -356,26 +356,31 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Parses an exposition with `prometheus-parse`. Histogram buckets are
+    /// left out; their `_sum` and `_count` series are kept.
     pub fn parse(text: &str) -> Self {
-        let samples = text
-            .lines()
-            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-            .map(|l| {
-                let (series, value) = l
-                    .rsplit_once(' ')
-                    .unwrap_or_else(|| panic!("bad sample line {l:?}"));
-                let value: f64 = value
-                    .parse()
-                    .unwrap_or_else(|_| panic!("bad value in {l:?}"));
-                let (name, labels) = match series.split_once('{') {
-                    Some((name, rest)) => (name, parse_labels(rest.trim_end_matches('}'))),
-                    None => (series, BTreeMap::new()),
+        let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+            .expect("reading lines from a string cannot fail");
+        let samples = scrape
+            .samples
+            .into_iter()
+            .filter_map(|s| {
+                let value = match s.value {
+                    prometheus_parse::Value::Counter(v)
+                    | prometheus_parse::Value::Gauge(v)
+                    | prometheus_parse::Value::Untyped(v) => v,
+                    _ => return None,
                 };
-                Sample {
-                    name: name.to_owned(),
+                let labels = s
+                    .labels
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                Some(Sample {
+                    name: s.metric,
                     labels,
                     value,
-                }
+                })
             })
             .collect();
         Self {
@@ -402,33 +407,6 @@ impl Metrics {
     pub fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
         self.matching(name, labels).map(|s| s.value).sum()
     }
-}
-
-fn parse_labels(s: &str) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut rest = s;
-    while let Some((key, after)) = rest.split_once("=\"") {
-        let mut value = String::new();
-        let mut chars = after.char_indices();
-        let mut end = after.len();
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '\\' => {
-                    if let Some((_, n)) = chars.next() {
-                        value.push(if n == 'n' { '\n' } else { n });
-                    }
-                }
-                '"' => {
-                    end = i + 1;
-                    break;
-                }
-                c => value.push(c),
-            }
-        }
-        out.insert(key.trim_start_matches(',').trim().to_owned(), value);
-        rest = &after[end..];
-    }
-    out
 }
 
 /// A loopback TCP server that accepts, reads what the client sends until it

@@ -240,7 +240,7 @@ impl Setup<'_> {
 
     /// One baseline and one watched run; ABBA: alternate which runs first.
     fn pair(&self, i: usize, close: bool) -> anyhow::Result<(WrkResult, WrkResult)> {
-        let order = if i % 2 == 0 {
+        let order = if i.is_multiple_of(2) {
             [false, true]
         } else {
             [true, false]

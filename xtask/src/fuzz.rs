@@ -267,47 +267,18 @@ fn fuzz_one(
         cmd.arg(format!("-dict={}", dict.display()));
     }
     cmd.arg(corpus).current_dir(root);
-    // libFuzzer reports on stderr: read it for the numbers, and keep the end
-    // for a crash report.
     let mut child = cmd
         .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("cannot start {}", binary.display()))?;
     let stderr = child.stderr.take().context("fuzzer stderr")?;
-    let mut tail: VecDeque<String> = VecDeque::new();
-    let (mut runs, mut stats, mut artifact) = (None, None, None);
-    // "panicked at FILE:LINE:COL:" and the message on the next line, which
-    // a long backtrace would push out of the tail.
-    let (mut panic, mut panic_next) = (None::<String>, false);
-    for line in BufReader::new(stderr).lines() {
-        let line = line.context("read fuzzer output")?;
-        if panic_next {
-            panic = panic.map(|at| format!("{at} {}", line.trim()));
-            panic_next = false;
-        }
-        if panic.is_none()
-            && let Some((_, at)) = line.split_once("panicked at ")
-        {
-            panic = Some(format!("panicked at {at}"));
-            panic_next = true;
-        }
-        // "Done 423021 runs in 31 second(s)"
-        if let Some(rest) = line.strip_prefix("Done ") {
-            runs = rest.split(' ').next().and_then(|n| n.parse::<u64>().ok());
-        }
-        // "#423021 DONE cov: 1402 ft: 4928 corp: 968/102Kb ..." and the
-        // periodic lines before it: the last one seen is the final state.
-        if line.starts_with('#') && line.contains("cov: ") {
-            stats = Some(coverage(&line));
-        }
-        if let Some((_, path)) = line.split_once("Test unit written to ") {
-            artifact = Some(path.trim().to_owned());
-        }
-        tail.push_back(line);
-        if tail.len() > 60 {
-            tail.pop_front();
-        }
-    }
+    let FuzzerLog {
+        tail,
+        runs,
+        stats,
+        artifact,
+        panic,
+    } = FuzzerLog::read(stderr)?;
     let st = child.wait().context("wait for the fuzzer")?;
     let stats = stats.unwrap_or_default();
     if st.success() {
@@ -335,6 +306,58 @@ fn fuzz_one(
         None => println!("fuzz {}: CRASH {why}{stats}", target.name),
     }
     Ok(false)
+}
+
+/// What libFuzzer said on stderr: the numbers, and the end for a crash report.
+#[derive(Default)]
+struct FuzzerLog {
+    tail: VecDeque<String>,
+    runs: Option<u64>,
+    stats: Option<String>,
+    artifact: Option<String>,
+    /// "panicked at FILE:LINE:COL:" and the message on the next line, which
+    /// a long backtrace would push out of the tail.
+    panic: Option<String>,
+}
+
+impl FuzzerLog {
+    /// Lines of the tail kept for a crash report.
+    const TAIL_LINES: usize = 60;
+
+    fn read(stderr: impl std::io::Read) -> anyhow::Result<Self> {
+        let mut log = FuzzerLog::default();
+        let mut panic_next = false;
+        for line in BufReader::new(stderr).lines() {
+            let line = line.context("read fuzzer output")?;
+            if panic_next {
+                log.panic = log.panic.map(|at| format!("{at} {}", line.trim()));
+                panic_next = false;
+            }
+            if log.panic.is_none()
+                && let Some((_, at)) = line.split_once("panicked at ")
+            {
+                log.panic = Some(format!("panicked at {at}"));
+                panic_next = true;
+            }
+            // "Done 423021 runs in 31 second(s)"
+            if let Some(rest) = line.strip_prefix("Done ") {
+                log.runs = rest.split(' ').next().and_then(|n| n.parse::<u64>().ok());
+            }
+            // "#423021 DONE cov: 1402 ft: 4928 corp: 968/102Kb ..." and the
+            // periodic lines before it: the last one seen is the final state.
+            if line.starts_with('#') && line.contains("cov: ") {
+                log.stats = Some(coverage(&line));
+            }
+            if let Some((_, path)) = line.split_once("Test unit written to ") {
+                log.artifact = Some(path.trim().to_owned());
+            }
+            log.tail.push_back(line);
+            if log.tail.len() > Self::TAIL_LINES {
+                log.tail.pop_front();
+            }
+        }
+        Ok(log)
+    }
 }
 
 /// Build cache for the fuzz targets. Kept outside the checkout: every

@@ -241,13 +241,24 @@ impl Apt {
     /// Follows meta-packages to the image package, then returns its cached
     /// vmlinuz, downloading the .deb once.
     fn fetch(&mut self, entry: &str, cache: &Path) -> anyhow::Result<Kernel> {
+        let (package, version) = match self.resolve(entry, cache)? {
+            Resolved::Cached(kernel) => return Ok(kernel),
+            Resolved::Package { package, version } => (package, version),
+        };
+        if let Some(kernel) = cached(cache, &package, &version) {
+            return Ok(kernel);
+        }
+        download(cache, package, version)
+    }
+
+    /// The image package and version a (meta-)package stands for.
+    fn resolve(&mut self, entry: &str, cache: &Path) -> anyhow::Result<Resolved> {
         let mut package = entry.to_owned();
         // Known without asking apt when a meta-package pins it with `(= V)`.
         let mut pinned: Option<String> = None;
-        let mut hops = 0;
-        let version = loop {
+        for _hop in 0..=MAX_META_HOPS {
             if let Some(kernel) = pinned.as_deref().and_then(|v| cached(cache, &package, v)) {
-                return Ok(kernel);
+                return Ok(Resolved::Cached(kernel));
             }
             let show = self.cache(&["show", "--no-all-versions", &package])?;
             let version = field(&show, "Version")
@@ -258,11 +269,9 @@ impl Apt {
                     .map(str::trim)
                     .find(|d| d.starts_with("linux-image-"))
             });
-            let Some(next) = next else { break version };
-            if hops == 4 {
-                bail!("{entry}: too many meta-package hops");
-            }
-            hops += 1;
+            let Some(next) = next else {
+                return Ok(Resolved::Package { package, version });
+            };
             let (name, constraint) = next.split_once(' ').unwrap_or((next, ""));
             package = name.to_owned();
             pinned = constraint
@@ -270,70 +279,80 @@ impl Apt {
                 .strip_prefix("(=")
                 .and_then(|v| v.strip_suffix(')'))
                 .map(|v| v.trim().to_owned());
-        };
-        if let Some(kernel) = cached(cache, &package, &version) {
-            return Ok(kernel);
         }
-        let dir = cache.join(format!("{package}_{version}"));
-        eprintln!("xtask: downloading {package} {version}");
-        let work = cache.join(format!(".download-{package}"));
-        let _ = fs::remove_dir_all(&work);
-        fs::create_dir_all(&work)?;
-        let out = Command::new("apt-get")
-            // apt drops to _apt to download; it cannot write into target/.
-            .args(["-q", "-o", "APT::Sandbox::User=root", "download"])
-            .arg(format!("{package}={version}"))
-            .current_dir(&work)
-            .output()
-            .context("cannot start apt-get")?;
-        if !out.status.success() {
-            bail!(
-                "apt-get download {package}={version} failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        let deb = fs::read_dir(&work)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .find(|p| p.extension().is_some_and(|x| x == "deb"))
-            .with_context(|| format!("apt-get download left no .deb in {}", work.display()))?;
-        let mut unpack = Command::new("dpkg-deb")
-            .arg("--fsys-tarfile")
-            .arg(&deb)
-            .stdout(Stdio::piped())
-            .spawn()
-            .context("cannot start dpkg-deb")?;
-        let tar = Command::new("tar")
-            .args(["-x", "--wildcards", "./boot/vmlinuz-*"])
-            .current_dir(&work)
-            .stdin(unpack.stdout.take().context("dpkg-deb stdout")?)
-            .status()
-            .context("cannot start tar")?;
-        let unpacked = unpack.wait()?;
-        if !tar.success() || !unpacked.success() {
-            bail!("cannot extract boot/vmlinuz-* from {}", deb.display());
-        }
-        let image = fs::read_dir(work.join("boot"))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .next()
-            .with_context(|| format!("no boot/vmlinuz-* in {}", deb.display()))?;
-        let release = image
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_prefix("vmlinuz-"))
-            .context("unexpected vmlinuz name")?
-            .to_owned();
-        let vmlinuz = dir.join("vmlinuz");
-        fs::create_dir_all(&dir)?;
-        fs::rename(&image, &vmlinuz)?;
-        fs::write(dir.join("release"), format!("{release}\n"))?;
-        let _ = fs::remove_dir_all(&work);
-        Ok(Kernel {
-            package,
-            version,
-            release,
-            vmlinuz,
-        })
+        bail!("{entry}: too many meta-package hops")
     }
+}
+
+/// Meta-packages followed at most from an entry to its image package.
+const MAX_META_HOPS: usize = 4;
+
+enum Resolved {
+    Cached(Kernel),
+    Package { package: String, version: String },
+}
+
+/// Downloads the image package and unpacks its vmlinuz into the cache.
+fn download(cache: &Path, package: String, version: String) -> anyhow::Result<Kernel> {
+    let dir = cache.join(format!("{package}_{version}"));
+    eprintln!("xtask: downloading {package} {version}");
+    let work = cache.join(format!(".download-{package}"));
+    let _ = fs::remove_dir_all(&work);
+    fs::create_dir_all(&work)?;
+    let out = Command::new("apt-get")
+        // apt drops to _apt to download; it cannot write into target/.
+        .args(["-q", "-o", "APT::Sandbox::User=root", "download"])
+        .arg(format!("{package}={version}"))
+        .current_dir(&work)
+        .output()
+        .context("cannot start apt-get")?;
+    if !out.status.success() {
+        bail!(
+            "apt-get download {package}={version} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let deb = fs::read_dir(&work)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "deb"))
+        .with_context(|| format!("apt-get download left no .deb in {}", work.display()))?;
+    let mut unpack = Command::new("dpkg-deb")
+        .arg("--fsys-tarfile")
+        .arg(&deb)
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("cannot start dpkg-deb")?;
+    let tar = Command::new("tar")
+        .args(["-x", "--wildcards", "./boot/vmlinuz-*"])
+        .current_dir(&work)
+        .stdin(unpack.stdout.take().context("dpkg-deb stdout")?)
+        .status()
+        .context("cannot start tar")?;
+    let unpacked = unpack.wait()?;
+    if !tar.success() || !unpacked.success() {
+        bail!("cannot extract boot/vmlinuz-* from {}", deb.display());
+    }
+    let image = fs::read_dir(work.join("boot"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .next()
+        .with_context(|| format!("no boot/vmlinuz-* in {}", deb.display()))?;
+    let release = image
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix("vmlinuz-"))
+        .context("unexpected vmlinuz name")?
+        .to_owned();
+    let vmlinuz = dir.join("vmlinuz");
+    fs::create_dir_all(&dir)?;
+    fs::rename(&image, &vmlinuz)?;
+    fs::write(dir.join("release"), format!("{release}\n"))?;
+    let _ = fs::remove_dir_all(&work);
+    Ok(Kernel {
+        package,
+        version,
+        release,
+        vmlinuz,
+    })
 }
 
 /// A kernel unpacked by an earlier run.

@@ -4,6 +4,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use bytes::Bytes;
 use observer_common as common;
+use zerocopy::FromBytes;
 
 /// A `connect()` by a watched process.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,16 +97,13 @@ pub enum DecodeError {
 
 /// Decodes one ring buffer record.
 pub fn decode(record: &[u8]) -> Result<Event, DecodeError> {
-    let kind_bytes: [u8; 4] = record
-        .get(..4)
-        .and_then(|b| b.try_into().ok())
-        .ok_or(DecodeError::Short(record.len()))?;
-    match u32::from_ne_bytes(kind_bytes) {
+    let (kind, _) = u32::read_from_prefix(record).map_err(|_| DecodeError::Short(record.len()))?;
+    match kind {
         common::EVENT_CONNECT => {
-            let raw: common::ConnectEvent = read_exact(record, common::EVENT_CONNECT)?;
+            let raw: common::ConnectEvent = read_exact(record, kind)?;
             Ok(Event::Connect(connect_from_raw(&raw)?))
         }
-        kind @ (common::EVENT_PAYLOAD | common::EVENT_DNS) => {
+        common::EVENT_PAYLOAD | common::EVENT_DNS => {
             let chunk = chunk_from_record(record, kind)?;
             Ok(if kind == common::EVENT_PAYLOAD {
                 Event::Payload(chunk)
@@ -114,7 +112,7 @@ pub fn decode(record: &[u8]) -> Result<Event, DecodeError> {
             })
         }
         common::EVENT_STATE => {
-            let raw: common::StateEvent = read_exact(record, common::EVENT_STATE)?;
+            let raw: common::StateEvent = read_exact(record, kind)?;
             let change = match raw.state {
                 common::STATE_ESTABLISHED => StateChange::Established,
                 common::STATE_CLOSED => StateChange::Closed(Closed {
@@ -135,18 +133,13 @@ pub fn decode(record: &[u8]) -> Result<Event, DecodeError> {
     }
 }
 
-fn read_exact<T: Copy>(record: &[u8], kind: u32) -> Result<T, DecodeError> {
-    let want = size_of::<T>();
-    if record.len() != want {
-        return Err(DecodeError::Size {
-            kind,
-            len: record.len(),
-            want,
-        });
-    }
-    // SAFETY: length checked; T is a plain `repr(C)` record of integers and
-    // byte arrays, valid for any bit pattern; unaligned read.
-    Ok(unsafe { std::ptr::read_unaligned(record.as_ptr().cast::<T>()) })
+/// A fixed-size record, exactly.
+fn read_exact<T: FromBytes>(record: &[u8], kind: u32) -> Result<T, DecodeError> {
+    T::read_from_bytes(record).map_err(|_| DecodeError::Size {
+        kind,
+        len: record.len(),
+        want: size_of::<T>(),
+    })
 }
 
 fn connect_from_raw(raw: &common::ConnectEvent) -> Result<ConnectEvent, DecodeError> {
@@ -178,69 +171,57 @@ fn connect_from_raw(raw: &common::ConnectEvent) -> Result<ConnectEvent, DecodeEr
     })
 }
 
-/// Payload records carry only the bytes copied: header + `len` bytes (the
-/// kernel may pad the record to 8 bytes; a full-size record is accepted too).
+/// Payload records carry only the bytes copied: the header and `len` bytes
+/// (the kernel may pad the record to 8 bytes; a full-size record is
+/// accepted too).
 fn chunk_from_record(record: &[u8], kind: u32) -> Result<Chunk, DecodeError> {
-    if record.len() < common::PAYLOAD_HEADER_LEN || record.len() > size_of::<common::PayloadEvent>()
-    {
-        return Err(DecodeError::Size {
-            kind,
-            len: record.len(),
-            want: common::PAYLOAD_HEADER_LEN,
-        });
+    let size_error = |want| DecodeError::Size {
+        kind,
+        len: record.len(),
+        want,
+    };
+    if record.len() > size_of::<common::PayloadEvent>() {
+        return Err(size_error(size_of::<common::PayloadEvent>()));
     }
-    let field = |at: usize, n: usize| &record[at..at + n];
-    let u32_at = |at| u32::from_ne_bytes(field(at, 4).try_into().expect("4 bytes"));
-    let u64_at = |at| u64::from_ne_bytes(field(at, 8).try_into().expect("8 bytes"));
-    // Offsets of `common::PayloadEvent` fields (checked by a test below).
-    let len = u32_at(4);
-    if len as usize > common::PAYLOAD_CAPTURE_MAX {
+    let (header, data) = common::PayloadHeader::read_from_prefix(record)
+        .map_err(|_| size_error(common::PAYLOAD_HEADER_LEN))?;
+    let len = header.len as usize;
+    if len > common::PAYLOAD_CAPTURE_MAX {
         return Err(DecodeError::PayloadLen {
-            len,
+            len: header.len,
             max: common::PAYLOAD_CAPTURE_MAX,
         });
     }
-    let data_at = common::PAYLOAD_HEADER_LEN;
-    let want = data_at + len as usize;
-    if record.len() < want {
-        return Err(DecodeError::Size {
-            kind,
-            len: record.len(),
-            want,
-        });
-    }
+    let data = data
+        .get(..len)
+        .ok_or_else(|| size_error(common::PAYLOAD_HEADER_LEN + len))?;
     Ok(Chunk {
-        ts_ns: u64_at(8),
-        cookie: u64_at(16),
-        cgroup_id: u64_at(24),
-        offset: u32_at(32),
-        total: u32_at(36),
-        data: Bytes::copy_from_slice(field(data_at, len as usize)),
+        ts_ns: header.ts_ns,
+        cookie: header.cookie,
+        cgroup_id: header.cgroup_id,
+        offset: header.offset,
+        total: header.total,
+        data: Bytes::copy_from_slice(data),
     })
 }
 
 /// Encodes records as the kernel does: for tests, benchmarks and fuzzing.
 pub mod encode {
     use observer_common as common;
-
-    fn as_bytes<T>(value: &T) -> Vec<u8> {
-        // SAFETY: reading the bytes of a plain `repr(C)` value.
-        unsafe { std::slice::from_raw_parts((value as *const T).cast::<u8>(), size_of::<T>()) }
-            .to_vec()
-    }
+    use zerocopy::IntoBytes as _;
 
     pub fn connect(raw: &common::ConnectEvent) -> Vec<u8> {
-        as_bytes(raw)
+        raw.as_bytes().to_vec()
     }
 
     pub fn state(raw: &common::StateEvent) -> Vec<u8> {
-        as_bytes(raw)
+        raw.as_bytes().to_vec()
     }
 
     /// As the kernel sends it: the header and just the copied bytes.
     pub fn chunk(kind: u32, cookie: u64, cgroup_id: u64, offset: u32, data: &[u8]) -> Vec<u8> {
         let len = data.len().min(common::PAYLOAD_CAPTURE_MAX);
-        let mut event = common::PayloadEvent {
+        let header = common::PayloadHeader {
             kind,
             len: len as u32,
             ts_ns: 1,
@@ -248,11 +229,9 @@ pub mod encode {
             cgroup_id,
             offset,
             total: data.len() as u32,
-            data: [0; common::PAYLOAD_CAPTURE_MAX],
         };
-        event.data[..len].copy_from_slice(&data[..len]);
-        let mut bytes = as_bytes(&event);
-        bytes.truncate(common::PAYLOAD_HEADER_LEN + len);
+        let mut bytes = header.as_bytes().to_vec();
+        bytes.extend_from_slice(&data[..len]);
         bytes
     }
 }
@@ -260,7 +239,6 @@ pub mod encode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::mem::offset_of;
 
     fn raw_connect(family: u16, daddr: [u8; 16], port: u16) -> common::ConnectEvent {
         let mut comm = [0u8; 16];
@@ -281,20 +259,6 @@ mod tests {
             daddr,
             comm,
         }
-    }
-
-    #[test]
-    fn payload_field_offsets_match_the_shared_record() {
-        assert_eq!(offset_of!(common::PayloadEvent, len), 4);
-        assert_eq!(offset_of!(common::PayloadEvent, ts_ns), 8);
-        assert_eq!(offset_of!(common::PayloadEvent, cookie), 16);
-        assert_eq!(offset_of!(common::PayloadEvent, cgroup_id), 24);
-        assert_eq!(offset_of!(common::PayloadEvent, offset), 32);
-        assert_eq!(offset_of!(common::PayloadEvent, total), 36);
-        assert_eq!(
-            offset_of!(common::PayloadEvent, data),
-            common::PAYLOAD_HEADER_LEN
-        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! into typed values. Every error names the field and what is allowed.
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
+pub use super::settings::ConfigError;
 use super::settings::{NamedPatterns, Settings};
 use crate::{
     classification::{HostPattern, Kind, Pattern, Rule},
@@ -10,19 +11,6 @@ use crate::{
 
 pub const MAX_NAME_WAIT_MS: u64 = 10_000;
 const PAGE_SIZE: u32 = 4096;
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("config file {path}: {message}")]
-    Syntax { path: PathBuf, message: String },
-    #[error("{field}: {reason}")]
-    Field { field: String, reason: String },
-}
 
 fn field_error(field: impl Into<String>, reason: impl Into<String>) -> ConfigError {
     ConfigError::Field {

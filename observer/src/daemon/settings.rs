@@ -12,7 +12,6 @@ use clap::{Args, builder::BoolishValueParser};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::config::ConfigError;
 use crate::classification::Kind;
 
 /// Default of `metrics_addr`.
@@ -25,6 +24,19 @@ pub const DEFAULT_NAME_WAIT_MS: u64 = 250;
 pub const DEFAULT_MAX_PENDING: usize = 65_536;
 /// Destination IPs remembered from DNS answers (per cgroup and node-wide).
 pub const DEFAULT_DNS_CACHE: usize = 100_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("{field}: {reason}")]
+    Field { field: String, reason: String },
+}
 
 /// A named group of patterns: `[[gateways]]` or `[[providers]]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -103,7 +115,7 @@ pub struct Settings {
     )]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub provider: Vec<String>,
-    /// The gateway's own workloads: KEY=VALUE[,KEY=VALUE] with keys namespace, pod, container, process, exe, label.KEY (globs). Their provider calls are gateway_upstream. Repeatable (;-separated in the variable).
+    /// The gateway's own workloads: KEY=VALUE[,KEY=VALUE] with keys namespace, pod, container, process, exe (globs) and label=NAME=VALUE (needs --kube-api). Their provider calls are gateway_upstream. Repeatable (;-separated in the variable).
     #[arg(
         long = "gateway-workload",
         env = "GATEWATCH_GATEWAY_WORKLOAD",

@@ -57,6 +57,22 @@ impl FlowLabels {
     }
 }
 
+#[cfg(test)]
+impl FlowLabels {
+    /// A direct flow to OpenAI by `process`, with no workload labels.
+    pub fn direct_openai(process: &str) -> Self {
+        FlowLabels {
+            route: Route::Direct,
+            provider: "openai".into(),
+            endpoint: "api.openai.com:443".into(),
+            namespace: String::new(),
+            pod: String::new(),
+            container: String::new(),
+            process: process.into(),
+        }
+    }
+}
+
 /// Label sets shared by the flows that carry them.
 pub type SharedLabels = Arc<FlowLabels>;
 
@@ -148,15 +164,7 @@ mod tests {
 
     #[test]
     fn equal_label_sets_share_one_copy() {
-        let labels = FlowLabels {
-            route: Route::Direct,
-            provider: "openai".into(),
-            endpoint: "api.openai.com:443".into(),
-            namespace: String::new(),
-            pod: String::new(),
-            container: String::new(),
-            process: "curl".into(),
-        };
+        let labels = FlowLabels::direct_openai("curl");
         let mut interner = Interner::default();
         let a = interner.intern(labels.clone());
         let b = interner.intern(labels);

@@ -56,6 +56,11 @@ fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntC
     register(registry, metric)
 }
 
+fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let metric = IntGaugeVec::new(Opts::new(name, help), labels).expect("static metric definition");
+    register(registry, metric)
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
@@ -89,22 +94,17 @@ impl Metrics {
             )
             .expect("static metric definition"),
         );
+        let active = gauge(
+            &r,
+            "gatewatch_active_connections",
+            "Established connections not yet closed.",
+            &FLOW_LABELS,
+        );
         let failures = counter(
             &r,
             "gatewatch_connection_failures_total",
             "Connections that failed: refused (no SYN retransmit), timeout (after SYN retransmits) or reset (closed straight from established).",
             &flow_labels_after("reason"),
-        );
-        let active = register(
-            &r,
-            IntGaugeVec::new(
-                Opts::new(
-                    "gatewatch_active_connections",
-                    "Established connections not yet closed.",
-                ),
-                &FLOW_LABELS,
-            )
-            .expect("static metric definition"),
         );
         let metrics = Self {
             flow_evictions: counter(
@@ -149,16 +149,11 @@ impl Metrics {
     }
 
     fn build_info(&self) {
-        let build_info = register(
+        let build_info = gauge(
             &self.registry,
-            IntGaugeVec::new(
-                Opts::new(
-                    "gatewatch_build_info",
-                    "Build of the running gatewatch (always 1).",
-                ),
-                &["version", "git_sha"],
-            )
-            .expect("static metric definition"),
+            "gatewatch_build_info",
+            "Build of the running gatewatch (always 1).",
+            &["version", "git_sha"],
         );
         build_info
             .with_label_values(&[crate::VERSION, crate::GIT_SHA])
@@ -214,20 +209,11 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::classification::Route;
 
     #[test]
     fn exposition_has_build_info_and_counters() {
         let m = Metrics::new();
-        let labels = FlowLabels {
-            route: Route::Direct,
-            provider: "openai".into(),
-            endpoint: "api.openai.com:443".into(),
-            namespace: String::new(),
-            pod: String::new(),
-            container: String::new(),
-            process: "python3".into(),
-        };
+        let labels = FlowLabels::direct_openai("python3");
         m.connection(&labels, NameSource::Sni);
         let text = m.render();
         assert!(text.contains("gatewatch_build_info{"), "{text}");

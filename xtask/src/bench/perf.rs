@@ -37,6 +37,9 @@ pub fn record(out: &Path, seconds: u32) -> anyhow::Result<std::process::Child> {
 /// try_connect), so images are matched by name: another process's loaded
 /// programs of the same names would be counted too (the report says how
 /// many are loaded).
+///
+/// One pass over `perf script` output, sample by sample: the per-sample
+/// state reads best in one function.
 pub fn attribute(data: &Path, progs: &[String]) -> anyhow::Result<Attribution> {
     let out = Command::new("perf")
         .args(["script", "-F", "ip,sym", "-i"])

@@ -262,6 +262,8 @@ impl Report {
         o
     }
 
+    // One row per target, in the order of the published table: kept in one
+    // function so the table reads top to bottom as it renders.
     fn summary(&self, o: &mut String) {
         let _ = writeln!(o, "## Summary\n");
         let _ = writeln!(
