@@ -65,6 +65,7 @@ fn table(u: &mut Unstructured<'_>, metrics: Arc<Metrics>) -> Result<FlowTable<Ou
         dns_cache: 8,
         label_cap: 4,
         max_live: MAX_LIVE,
+        series_ttl: Duration::from_secs(300),
     };
     let classifier = Classifier::new(Vec::new(), Catalog::builtin().clone(), Vec::new(), false);
     let identify: Identify = Box::new(|_, _, _| WorkloadInfo::default());

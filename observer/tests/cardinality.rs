@@ -42,6 +42,7 @@ fn table() -> (FlowTable<Outputs>, Arc<Metrics>, Arc<FlowLog>) {
         dns_cache: 1024,
         label_cap: CAP,
         max_live: DEFAULT_MAX_LIVE,
+        series_ttl: Duration::from_secs(300),
     };
     // Every cgroup but the fixed one is its own pod, namespace and container.
     let identify: Identify = Box::new(|cgroup_id, _, _| {

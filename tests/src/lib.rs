@@ -5,6 +5,7 @@
 //!
 //! Tests panic with a message rather than return errors.
 pub mod hardening;
+pub mod kubelet;
 pub mod lab;
 
 use std::{
@@ -241,6 +242,11 @@ impl Gatewatch {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The daemon's process id (0 once stopped).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
     }
 
     pub fn metrics(&self) -> Metrics {

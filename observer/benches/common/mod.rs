@@ -28,6 +28,7 @@ pub fn table() -> (FlowTable<Outputs>, Arc<Metrics>) {
         dns_cache: DEFAULT_DNS_CACHE,
         label_cap: DEFAULT_LABEL_CAP,
         max_live: DEFAULT_MAX_LIVE,
+        series_ttl: Duration::from_secs(300),
     };
     let identify: Identify = Box::new(|_, _, _| WorkloadInfo {
         exe: "/usr/bin/python3".into(),

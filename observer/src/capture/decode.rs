@@ -68,6 +68,9 @@ pub enum Event {
 }
 
 impl Event {
+    /// Every `kind` label value, for counters that start at 0.
+    pub const KINDS: [&'static str; 4] = ["connect", "payload", "dns", "state"];
+
     /// The `kind` label of `gatewatch_events_total`.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -2,13 +2,17 @@
 //! destination address and port, and whether it came from a gateway's own
 //! workload. Pure: no I/O, no clocks.
 //!
-//! Decision order (documented in the README):
-//! 1. A name (SNI, HTTP Host or DNS) against the user's host rules: a
-//!    `gateway` rule wins over any other rule that also matches.
-//! 2. The name against the built-in catalogue, unless an `ignore` pattern
-//!    removes it: the most specific entry wins.
-//! 3. The address against the user's IP/CIDR rules, gateway rules first.
+//! Decision order (documented in the README): what the user configured
+//! first, then what the catalogue knows.
+//! 1. A name (SNI, HTTP Host or DNS) against the user's host rules.
+//! 2. The address and port against the user's IP/CIDR rules.
+//! 3. The name against the built-in catalogue, unless an `ignore` pattern
+//!    removes it.
 //! 4. Otherwise `other`.
+//!
+//! Within each step the most specific pattern wins (an exact name beats a
+//! wildcard, a longer suffix or prefix a shorter one, a port a portless
+//! pattern); between equally specific user rules a `gateway` rule wins.
 //!
 //! Kinds map to routes: `model` and `mixed` → `direct`; `gateway` →
 //! `gateway` (catalogue gateways only with `catalog_gateways = true`);
@@ -70,10 +74,6 @@ impl Classifier {
         ignore: Vec<HostPattern>,
         catalog_gateways: bool,
     ) -> Self {
-        // Gateway rules first: when a gateway and a provider rule overlap,
-        // the gateway wins.
-        let mut rules = rules;
-        rules.sort_by_key(|r| r.kind != Kind::Gateway);
         Self {
             rules,
             catalog,
@@ -100,20 +100,17 @@ impl Classifier {
     ) -> Verdict {
         let addr = addr.to_canonical();
         let host = name.map(normalize_host);
-        let by_name = host.as_deref().and_then(|host| {
-            self.rules
-                .iter()
-                .find(|r| r.pattern.matches_host(host, port))
-                .map(|r| self.rule_verdict(r))
-                .or_else(|| self.catalog_verdict(host, port))
-        });
-        let verdict = by_name
-            .or_else(|| {
-                self.rules
-                    .iter()
-                    .find(|r| r.pattern.matches_addr(addr, port))
-                    .map(|r| self.rule_verdict(r))
-            })
+        // What the user configured wins over what the catalogue guesses:
+        // their host rules, then their address rules (a CONNECT to a
+        // configured proxy is a gateway call whatever it tunnels to), then
+        // the catalogue by name.
+        let by_rule = host
+            .as_deref()
+            .and_then(|host| self.most_specific(|r| r.pattern.matches_host(host, port)))
+            .or_else(|| self.most_specific(|r| r.pattern.matches_addr(addr, port)));
+        let verdict = by_rule
+            .map(|r| self.rule_verdict(r))
+            .or_else(|| host.as_deref().and_then(|h| self.catalog_verdict(h, port)))
             .unwrap_or_else(Verdict::other);
         if from_gateway_workload && verdict.route == Route::Direct {
             return Verdict {
@@ -122,6 +119,20 @@ impl Classifier {
             };
         }
         verdict
+    }
+
+    /// The matching user rule that points most narrowly; between equally
+    /// specific rules a gateway rule wins, then the first given.
+    fn most_specific(&self, matches: impl Fn(&Rule) -> bool) -> Option<&Rule> {
+        self.rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| matches(r))
+            .max_by_key(|(i, r)| {
+                let (dest, port) = r.pattern.specificity();
+                (dest, port, r.kind == Kind::Gateway, std::cmp::Reverse(*i))
+            })
+            .map(|(_, r)| r)
     }
 
     fn rule_verdict(&self, rule: &Rule) -> Verdict {
@@ -245,5 +256,56 @@ mod tests {
             (v.route, v.provider.as_str()),
             (Route::Gateway, "contoso-apim")
         );
+    }
+
+    #[test]
+    fn a_connect_through_a_configured_gateway_address_is_a_gateway_call() {
+        // HTTPS_PROXY=http://10.0.0.5:3128: `CONNECT api.openai.com:443`.
+        let c = classifier(&[("10.0.0.5:3128", Kind::Gateway, "corp-proxy")]);
+        let v = c.classify(Some("api.openai.com"), ip("10.0.0.5"), 3128, false);
+        assert_eq!(
+            (v.route, v.provider.as_str()),
+            (Route::Gateway, "corp-proxy")
+        );
+        // The same name to any other address is the catalogue's direct call.
+        let v = c.classify(Some("api.openai.com"), ip("10.9.9.9"), 443, false);
+        assert_eq!(v.route, Route::Direct);
+    }
+
+    #[test]
+    fn the_most_specific_user_rule_wins_not_the_first() {
+        let c = classifier(&[
+            ("*.example.com", Kind::Model, "wide"),
+            ("api.example.com", Kind::Exclude, "carve-out"),
+            ("*.gw.example.com", Kind::Model, "narrow"),
+        ]);
+        let v = c.classify(Some("api.example.com"), ip("10.0.0.1"), 443, false);
+        assert_eq!((v.route, v.provider.as_str()), (Route::Other, "carve-out"));
+        let v = c.classify(Some("x.gw.example.com"), ip("10.0.0.1"), 443, false);
+        assert_eq!(v.provider, "narrow");
+        let v = c.classify(Some("y.example.com"), ip("10.0.0.1"), 443, false);
+        assert_eq!(v.provider, "wide");
+        // Addresses likewise: the longer prefix, then the port.
+        let c = classifier(&[
+            ("10.0.0.0/8", Kind::Model, "wide"),
+            ("10.1.0.0/16", Kind::Exclude, "lab"),
+            ("10.1.0.0/16:4000", Kind::Gateway, "lab-gw"),
+        ]);
+        assert_eq!(c.classify(None, ip("10.1.2.3"), 443, false).provider, "lab");
+        assert_eq!(
+            c.classify(None, ip("10.1.2.3"), 4000, false).provider,
+            "lab-gw"
+        );
+        assert_eq!(
+            c.classify(None, ip("10.9.2.3"), 4000, false).provider,
+            "wide"
+        );
+    }
+
+    #[test]
+    fn a_user_rule_beats_the_catalogue_for_the_same_name() {
+        let c = classifier(&[("api.openai.com", Kind::Gateway, "openai-via-egress-gw")]);
+        let v = c.classify(Some("api.openai.com"), ip("10.0.0.1"), 443, false);
+        assert_eq!(v.route, Route::Gateway);
     }
 }

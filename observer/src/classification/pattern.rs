@@ -117,6 +117,17 @@ impl Pattern {
         matches!(&self.dest, Dest::Net(net) if net.contains(&addr)) && self.port_ok(port)
     }
 
+    /// How narrowly the pattern points, for "the most specific rule wins":
+    /// a longer host pattern (an exact name beats any wildcard) or a longer
+    /// network prefix, then a pattern with a port over one without.
+    pub fn specificity(&self) -> (usize, bool) {
+        let dest = match &self.dest {
+            Dest::Host(h) => h.specificity(),
+            Dest::Net(net) => usize::from(net.prefix_len()),
+        };
+        (dest, self.port.is_some())
+    }
+
     fn port_ok(&self, port: u16) -> bool {
         self.port.is_none_or(|p| p == port)
     }

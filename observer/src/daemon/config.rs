@@ -31,6 +31,7 @@ pub struct Config {
     pub catalog_gateways: bool,
     pub ring_bytes: u32,
     pub label_cap: usize,
+    pub series_ttl: Duration,
     pub max_pending: usize,
     pub dns_cache: usize,
     pub rules: Vec<Rule>,
@@ -92,6 +93,7 @@ impl Config {
             catalog_gateways: or_default(s.catalog_gateways),
             ring_bytes,
             label_cap: at_least_one("label_cap", s.label_cap)?,
+            series_ttl: series_ttl(s.series_ttl.as_deref().unwrap_or_default())?,
             max_pending: at_least_one("max_pending", s.max_pending)?,
             dns_cache: at_least_one("dns_cache", s.dns_cache)?,
             rules: [rules(file, Layer::File)?, rules(flags, Layer::Flags)?].concat(),
@@ -165,6 +167,26 @@ fn limits(s: &Settings) -> Result<(Duration, u32), ConfigError> {
         ));
     }
     Ok((Duration::from_millis(name_wait_ms), ring_bytes))
+}
+
+/// Shortest and longest `series_ttl`: a series must outlive a scrape or
+/// two, and churned workloads must not stay for days.
+const SERIES_TTL_RANGE: (Duration, Duration) =
+    (Duration::from_secs(1), Duration::from_secs(24 * 3600));
+
+fn series_ttl(text: &str) -> Result<Duration, ConfigError> {
+    let (min, max) = SERIES_TTL_RANGE;
+    match humantime::parse_duration(text) {
+        Ok(ttl) if (min..=max).contains(&ttl) => Ok(ttl),
+        Ok(_) => Err(field_error(
+            "series_ttl",
+            format!("{text:?} is out of range: allowed 1s to 24h"),
+        )),
+        Err(e) => Err(field_error(
+            "series_ttl",
+            format!("{text:?} is not a duration like 5m or 90s ({e})"),
+        )),
+    }
 }
 
 fn at_least_one(field: &str, value: Option<usize>) -> Result<usize, ConfigError> {
@@ -371,6 +393,10 @@ patterns = ["127.0.0.2:443", "[::1]:443"]
         );
         let err = build("name_wait_ms = 60000\n", Settings::default()).expect_err("too long");
         assert!(err.to_string().contains("allowed 0 to"), "{err}");
+        let err = build("series_ttl = \"forever\"\n", Settings::default()).expect_err("no unit");
+        assert!(err.to_string().starts_with("series_ttl:"), "{err}");
+        let c = build("series_ttl = \"90s\"\n", Settings::default()).expect("valid");
+        assert_eq!(c.series_ttl, Duration::from_secs(90));
         let err =
             build("ring_bytes = 1000\n", Settings::default()).expect_err("not a power of two");
         assert!(err.to_string().starts_with("ring_bytes:"), "{err}");

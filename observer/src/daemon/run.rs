@@ -30,7 +30,8 @@ use crate::{
 /// are checked against their name deadline: the bound on reporting latency
 /// at low rates.
 const TICK: Duration = Duration::from_millis(25);
-/// How often the kernel's per-CPU drop counters are read.
+/// How often the kernel's per-CPU drop counters are read and what ended is
+/// swept (label sets past the series TTL, expired DNS answers).
 const DROPS_EVERY: Duration = Duration::from_secs(1);
 
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
@@ -102,6 +103,7 @@ impl Pipeline {
             dns_cache: cfg.dns_cache,
             label_cap: cfg.label_cap,
             max_live: DEFAULT_MAX_LIVE,
+            series_ttl: cfg.series_ttl,
         };
         let identify = identify(cfg, probes.cgroup.clone(), kube.map(PodWatcher::pods));
         Ok(Self {
@@ -134,6 +136,7 @@ impl Pipeline {
                     self.table.expire(Instant::now().into_std());
                     if Instant::now() >= next_drops {
                         self.count_kernel_drops();
+                        self.table.sweep(Instant::now().into_std());
                         next_drops = Instant::now() + DROPS_EVERY;
                     }
                 }

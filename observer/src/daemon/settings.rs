@@ -24,6 +24,9 @@ pub const DEFAULT_NAME_WAIT_MS: u64 = 250;
 pub const DEFAULT_MAX_PENDING: usize = 65_536;
 /// Destination IPs remembered from DNS answers (per cgroup and node-wide).
 pub const DEFAULT_DNS_CACHE: usize = 100_000;
+/// How long the series of a workload that ended stay: minutes, so a
+/// restarting pod keeps its series and a node's churn does not pile up.
+pub const DEFAULT_SERIES_TTL: &str = "5m";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -88,6 +91,9 @@ pub struct Settings {
     /// Destination addresses remembered from DNS answers, per cgroup and node-wide [default: 100000].
     #[arg(long, env = "GATEWATCH_DNS_CACHE", value_name = "N")]
     pub dns_cache: Option<usize>,
+    /// How long the series of a label set no connection uses stay in /metrics (and its values count under label_cap), e.g. 5m or 90s [default: 5m].
+    #[arg(long, env = "GATEWATCH_SERIES_TTL", value_name = "DURATION")]
+    pub series_ttl: Option<String>,
     /// Host /proc, for process executables [default: /proc; /host/proc in the DaemonSet].
     #[arg(long, env = "GATEWATCH_PROC_ROOT", value_name = "PATH")]
     pub proc_root: Option<PathBuf>,
@@ -172,6 +178,7 @@ impl Settings {
             label_cap: Some(crate::flows::DEFAULT_LABEL_CAP),
             max_pending: Some(DEFAULT_MAX_PENDING),
             dns_cache: Some(DEFAULT_DNS_CACHE),
+            series_ttl: Some(DEFAULT_SERIES_TTL.to_owned()),
             proc_root: Some(paths.proc_root),
             pod_logs: Some(paths.pods_root),
             container_logs: Some(paths.containers_root),

@@ -1,9 +1,10 @@
-//! A flow's metric labels as one typed value, the caps that bound how many
-//! distinct values each label may take, and the interner that lets live
-//! flows with the same labels share one copy.
+//! A flow's metric labels as one typed value, and the registry of label
+//! sets in use: it caps how many distinct values each label takes, lets
+//! flows with the same labels share one copy, and expires what ended.
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     sync::Arc,
+    time::{Duration, Instant},
 };
 
 use crate::classification::Route;
@@ -26,9 +27,8 @@ pub const FLOW_LABELS: [&str; 7] = [
     "process",
 ];
 
-/// Distinct label sets kept for sharing between live flows; past this the
-/// interner starts over (flows keep their own copies).
-const INTERNED_LABEL_SETS: usize = 65_536;
+/// The labels [`LabelCaps`] bounds (`label` of `gatewatch_label_values_folded_total`).
+pub const CAPPED_LABELS: [&str; 5] = ["endpoint", "namespace", "pod", "container", "process"];
 
 /// The `FLOW_LABELS` values of one flow, capped.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -76,7 +76,7 @@ impl FlowLabels {
 /// Label sets shared by the flows that carry them.
 pub type SharedLabels = Arc<FlowLabels>;
 
-/// What [`LabelCaps::admit`] decided.
+/// What [`LabelRegistry::admit`] decided.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Admit<'a> {
     Kept(&'a str),
@@ -93,81 +93,201 @@ impl<'a> Admit<'a> {
     }
 }
 
-/// Caps the number of distinct values per label.
+/// Label sets kept at most; past this, idle sets leave before their time.
+pub const MAX_LABEL_SETS: usize = 65_536;
+
+/// How a registered label set is used.
 #[derive(Debug)]
-pub struct LabelCaps {
-    cap: usize,
-    seen: HashMap<&'static str, HashSet<String>>,
+struct Use {
+    /// Live flows carrying it.
+    live: u32,
+    /// When a flow last took or left it.
+    last_used: Instant,
 }
 
-impl LabelCaps {
-    pub fn new(cap: usize) -> Self {
+/// The label sets in use and the values they hold, so that what ended
+/// leaves: a set no live flow carries expires `ttl` after its last use, and
+/// a capped label's values count only while a set holds them. A node where
+/// pods come and go keeps naming new pods, and the series of pods that
+/// ended leave `/metrics`.
+#[derive(Debug)]
+pub struct LabelRegistry {
+    cap: usize,
+    ttl: Duration,
+    /// Per capped label: each value alive, with how many sets hold it.
+    values: HashMap<&'static str, HashMap<String, u32>>,
+    sets: HashMap<SharedLabels, Use>,
+}
+
+impl LabelRegistry {
+    pub fn new(cap: usize, ttl: Duration) -> Self {
         Self {
             cap,
-            seen: HashMap::new(),
+            ttl,
+            values: HashMap::new(),
+            sets: HashMap::new(),
         }
     }
 
-    /// Keeps `value`, or folds it once `label` has `cap` other values.
-    /// Empty values (unknown) are always kept.
-    pub fn admit<'a>(&mut self, label: &'static str, value: &'a str) -> Admit<'a> {
-        if value.is_empty() {
+    /// Keeps `value`, or folds it while `label` has `cap` other values
+    /// alive. Empty values (unknown) are always kept.
+    pub fn admit<'a>(&self, label: &'static str, value: &'a str) -> Admit<'a> {
+        if value.is_empty() || value == OVERFLOW_VALUE {
             return Admit::Kept(value);
         }
-        let seen = self.seen.entry(label).or_default();
-        if seen.contains(value) {
-            return Admit::Kept(value);
+        match self.values.get(label) {
+            Some(alive) if !alive.contains_key(value) && alive.len() >= self.cap => Admit::Folded,
+            _ => Admit::Kept(value),
         }
-        if seen.len() < self.cap {
-            seen.insert(value.to_owned());
-            return Admit::Kept(value);
-        }
-        Admit::Folded
     }
-}
 
-/// One copy per distinct label set among live flows.
-#[derive(Debug, Default)]
-pub struct Interner {
-    sets: HashSet<SharedLabels>,
-}
-
-impl Interner {
-    pub fn intern(&mut self, labels: FlowLabels) -> SharedLabels {
-        if let Some(shared) = self.sets.get(&labels) {
-            return shared.clone();
+    /// Registers one more live flow with `labels`; returns the shared copy
+    /// and whether the set is new (its series do not exist yet).
+    pub fn acquire(&mut self, labels: FlowLabels, now: Instant) -> (SharedLabels, bool) {
+        if let Some(shared) = self.sets.get_key_value(&labels).map(|(k, _)| k.clone()) {
+            let used = self.sets.get_mut(&shared).expect("just found");
+            used.live += 1;
+            used.last_used = now;
+            return (shared, false);
         }
-        if self.sets.len() >= INTERNED_LABEL_SETS {
-            self.sets.clear();
+        for (label, value) in capped(&labels) {
+            if !value.is_empty() && value != OVERFLOW_VALUE {
+                *self
+                    .values
+                    .entry(label)
+                    .or_default()
+                    .entry(value.to_owned())
+                    .or_default() += 1;
+            }
         }
         let shared = Arc::new(labels);
-        self.sets.insert(shared.clone());
-        shared
+        self.sets.insert(
+            shared.clone(),
+            Use {
+                live: 1,
+                last_used: now,
+            },
+        );
+        (shared, true)
     }
+
+    /// A flow with `labels` closed (or was counted already closed).
+    pub fn release(&mut self, labels: &FlowLabels, now: Instant) {
+        if let Some(used) = self.sets.get_mut(labels) {
+            used.live = used.live.saturating_sub(1);
+            used.last_used = now;
+        }
+    }
+
+    /// Removes the sets idle for `ttl` (all idle ones when there are too
+    /// many sets) and returns them, so their series can go too.
+    pub fn expire(&mut self, now: Instant) -> Vec<SharedLabels> {
+        let crowded = self.sets.len() >= MAX_LABEL_SETS;
+        let ttl = self.ttl;
+        let gone: Vec<SharedLabels> = self
+            .sets
+            .iter()
+            .filter(|(_, u)| u.live == 0 && (crowded || now.duration_since(u.last_used) >= ttl))
+            .map(|(labels, _)| labels.clone())
+            .collect();
+        for labels in &gone {
+            self.sets.remove(labels);
+            for (label, value) in capped(labels) {
+                let Some(alive) = self.values.get_mut(label) else {
+                    continue;
+                };
+                if let Some(n) = alive.get_mut(value) {
+                    *n -= 1;
+                    if *n == 0 {
+                        alive.remove(value);
+                    }
+                }
+            }
+        }
+        gone
+    }
+
+    /// Label sets registered (in use or idle within `ttl`).
+    pub fn sets_len(&self) -> usize {
+        self.sets.len()
+    }
+
+    /// Values alive for `label`.
+    pub fn values_len(&self, label: &str) -> usize {
+        self.values.get(label).map_or(0, HashMap::len)
+    }
+}
+
+/// The capped labels of a set, with their values.
+fn capped(labels: &FlowLabels) -> [(&'static str, &str); 5] {
+    [
+        ("endpoint", &labels.endpoint),
+        ("namespace", &labels.namespace),
+        ("pod", &labels.pod),
+        ("container", &labels.container),
+        ("process", &labels.process),
+    ]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn label_values_past_the_cap_fold_into_other() {
-        let mut caps = LabelCaps::new(2);
-        assert_eq!(caps.admit("endpoint", "a"), Admit::Kept("a"));
-        assert_eq!(caps.admit("endpoint", "b"), Admit::Kept("b"));
-        assert_eq!(caps.admit("endpoint", "a"), Admit::Kept("a"));
-        assert_eq!(caps.admit("endpoint", "c"), Admit::Folded);
-        assert_eq!(caps.admit("endpoint", "c").value(), OVERFLOW_VALUE);
-        assert_eq!(caps.admit("process", "c"), Admit::Kept("c"));
-        assert_eq!(caps.admit("endpoint", ""), Admit::Kept(""));
+    const TTL: Duration = Duration::from_secs(60);
+
+    fn pod(name: &str) -> FlowLabels {
+        FlowLabels {
+            pod: name.into(),
+            ..FlowLabels::direct_openai("agent")
+        }
     }
 
     #[test]
-    fn equal_label_sets_share_one_copy() {
-        let labels = FlowLabels::direct_openai("curl");
-        let mut interner = Interner::default();
-        let a = interner.intern(labels.clone());
-        let b = interner.intern(labels);
-        assert!(Arc::ptr_eq(&a, &b));
+    fn label_values_past_the_cap_fold_into_other() {
+        let mut reg = LabelRegistry::new(2, TTL);
+        let now = Instant::now();
+        for p in ["a", "b"] {
+            assert_eq!(reg.admit("pod", p), Admit::Kept(p));
+            reg.acquire(pod(p), now);
+        }
+        assert_eq!(reg.admit("pod", "a"), Admit::Kept("a"));
+        assert_eq!(reg.admit("pod", "c"), Admit::Folded);
+        assert_eq!(reg.admit("pod", "c").value(), OVERFLOW_VALUE);
+        assert_eq!(reg.admit("namespace", "c"), Admit::Kept("c"));
+        assert_eq!(reg.admit("pod", ""), Admit::Kept(""));
+    }
+
+    #[test]
+    fn values_of_sets_that_ended_leave_after_the_ttl() {
+        let mut reg = LabelRegistry::new(2, TTL);
+        let t0 = Instant::now();
+        for p in ["a", "b"] {
+            let (labels, new) = reg.acquire(pod(p), t0);
+            assert!(new);
+            reg.release(&labels, t0);
+        }
+        assert_eq!(reg.admit("pod", "c"), Admit::Folded, "the cap is full");
+        assert!(reg.expire(t0 + TTL / 2).is_empty(), "not yet");
+        let gone = reg.expire(t0 + TTL);
+        assert_eq!(gone.len(), 2);
+        assert_eq!(reg.admit("pod", "c"), Admit::Kept("c"), "room again");
+        assert_eq!((reg.sets_len(), reg.values_len("pod")), (0, 0));
+    }
+
+    #[test]
+    fn a_set_with_a_live_flow_never_expires() {
+        let mut reg = LabelRegistry::new(10, TTL);
+        let t0 = Instant::now();
+        let (a, _) = reg.acquire(pod("a"), t0);
+        let (b, new) = reg.acquire(pod("a"), t0);
+        assert!(!new && Arc::ptr_eq(&a, &b), "equal sets share one copy");
+        reg.release(&a, t0);
+        assert!(reg.expire(t0 + 10 * TTL).is_empty(), "one flow still live");
+        reg.release(&b, t0 + 10 * TTL);
+        assert!(
+            reg.expire(t0 + 10 * TTL).is_empty(),
+            "idle from its last use"
+        );
+        assert_eq!(reg.expire(t0 + 11 * TTL).len(), 1);
     }
 }

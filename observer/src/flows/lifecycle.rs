@@ -5,6 +5,9 @@ use observer_common::{TCP_ESTABLISHED, TCP_SYN_SENT};
 
 use super::record::FlowState;
 
+/// Every `reason` a failed connection can have.
+pub const FAILURE_REASONS: [&str; 3] = ["refused", "timeout", "reset"];
+
 /// What the kernel said of a connection's end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Close {

@@ -45,13 +45,13 @@ impl LiveTable {
 
     /// Tracks `live`, first evicting the oldest flows (passed to `evicted`)
     /// while the table is full.
-    pub fn insert(&mut self, cookie: u64, live: Live, mut evicted: impl FnMut(Live)) {
+    pub fn insert(&mut self, cookie: u64, live: Live, mut evicted: impl FnMut(u64, Live)) {
         while self.map.len() >= self.max {
             let Some(oldest) = self.order.pop_front() else {
                 break;
             };
             if let Some(old) = self.map.remove(&oldest) {
-                evicted(old);
+                evicted(oldest, old);
             }
         }
         self.map.insert(cookie, live);

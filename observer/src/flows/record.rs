@@ -50,6 +50,10 @@ pub struct FlowRecord {
     pub cgroup_id: u64,
     pub workload: WorkloadInfo,
     pub alpn: Vec<String>,
+    /// The ClientHello used Encrypted Client Hello: its SNI was an outer,
+    /// public name, so a DNS answer named the flow when there was one.
+    #[serde(default)]
+    pub ech: bool,
     pub verdict: Verdict,
     pub state: FlowState,
     /// Wall-clock time the connection was counted.

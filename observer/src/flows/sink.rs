@@ -25,6 +25,12 @@ pub trait FlowSink {
     /// A counted connection closed; `was_active` when it was established.
     fn closed(&mut self, cookie: u64, labels: &FlowLabels, end: &FlowEnd, was_active: bool);
     /// A live flow was dropped from the full live table before it closed.
-    fn evicted(&mut self, labels: &FlowLabels, was_active: bool);
+    fn evicted(&mut self, cookie: u64, labels: &FlowLabels, was_active: bool);
+    /// A label set is used for the first time (or again after it expired).
+    fn label_set_added(&mut self, labels: &FlowLabels);
+    /// No flow used this label set for the series TTL: its series go.
+    fn label_set_expired(&mut self, labels: &FlowLabels);
+    /// Periodic: what the sink keeps per workload may age out too.
+    fn sweep(&mut self, idle_for: std::time::Duration);
     fn note(&mut self, note: Note);
 }

@@ -9,7 +9,7 @@
 use std::{num::NonZeroUsize, time::Duration, time::Instant};
 
 use super::{
-    labels::{Admit, FlowLabels, Interner, LabelCaps, OVERFLOW_VALUE},
+    labels::{Admit, FlowLabels, LabelRegistry, OVERFLOW_VALUE},
     lifecycle::{Close, FlowEnd},
     live::{Live, LiveTable},
     pending::{Pending, PendingTable},
@@ -31,19 +31,20 @@ pub struct FlowSettings {
     pub label_cap: usize,
     /// Counted connections still open, tracked until they close.
     pub max_live: usize,
+    /// How long a label set no flow uses keeps its series (and its values
+    /// their room under `label_cap`).
+    pub series_ttl: Duration,
 }
 
 pub struct FlowTable<S: FlowSink> {
     settings: FlowSettings,
     classifier: Classifier,
     sink: S,
-    caps: LabelCaps,
+    labels: LabelRegistry,
     names: NameCache,
     pending: PendingTable,
     live: LiveTable,
     identify: Identify,
-    /// Live flows mostly repeat a few label sets: one copy each.
-    interned: Interner,
 }
 
 impl<S: FlowSink> FlowTable<S> {
@@ -56,7 +57,7 @@ impl<S: FlowSink> FlowTable<S> {
         let names =
             NameCache::new(NonZeroUsize::new(settings.dns_cache).unwrap_or(NonZeroUsize::MIN));
         Self {
-            caps: LabelCaps::new(settings.label_cap),
+            labels: LabelRegistry::new(settings.label_cap, settings.series_ttl),
             pending: PendingTable::new(settings.max_pending),
             live: LiveTable::new(settings.max_live),
             settings,
@@ -64,7 +65,6 @@ impl<S: FlowSink> FlowTable<S> {
             sink,
             names,
             identify,
-            interned: Interner::default(),
         }
     }
 
@@ -95,10 +95,25 @@ impl<S: FlowSink> FlowTable<S> {
                 Vec::new()
             }
             Event::State(state) => {
-                self.on_state(state);
+                self.on_state(state, now);
                 Vec::new()
             }
         }
+    }
+
+    /// Ages out what ended: label sets (and their series) idle for the
+    /// series TTL, expired DNS answers, and the sink's own per-workload
+    /// state. Call periodically.
+    pub fn sweep(&mut self, now: Instant) {
+        for labels in self.labels.expire(now) {
+            self.sink.label_set_expired(&labels);
+        }
+        self.names.purge_expired(now);
+        self.sink.sweep(self.settings.series_ttl);
+    }
+
+    pub fn label_sets_len(&self) -> usize {
+        self.labels.sets_len()
     }
 
     /// Counts every connection whose wait for a name is over.
@@ -174,7 +189,7 @@ impl<S: FlowSink> FlowTable<S> {
         }
     }
 
-    fn on_state(&mut self, ev: StateEvent) {
+    fn on_state(&mut self, ev: StateEvent, now: Instant) {
         if let Some(p) = self.pending.get_mut(ev.cookie) {
             match ev.change {
                 StateChange::Established => p.established = true,
@@ -197,6 +212,7 @@ impl<S: FlowSink> FlowTable<S> {
                     let end = FlowEnd::from_close(&close, live.connect_ts_ns, live.established);
                     self.sink
                         .closed(ev.cookie, &live.labels, &end, live.established);
+                    self.labels.release(&live.labels, now);
                 }
             }
         }
@@ -251,6 +267,7 @@ impl<S: FlowSink> FlowTable<S> {
             cgroup_id: conn.cgroup_id,
             workload,
             alpn,
+            ech: chosen.ech,
             verdict,
             state: match (&end, established) {
                 (Some(end), _) => end.state,
@@ -262,23 +279,30 @@ impl<S: FlowSink> FlowTable<S> {
             bytes_received: end.map_or(0, |e| e.bytes_received),
             duration_ms: end.map(|e| e.duration_ms()),
         };
+        let (labels, new) = self.labels.acquire(labels, now);
+        if new {
+            self.sink.label_set_added(&labels);
+        }
         self.sink.counted(&record, &labels, end.as_ref());
-        if end.is_none() {
+        if end.is_some() {
+            self.labels.release(&labels, now);
+        } else {
             let live = Live {
-                labels: self.interned.intern(labels),
+                labels,
                 connect_ts_ns: record.ts_ns,
                 established,
             };
-            let sink = &mut self.sink;
-            self.live.insert(record.cookie, live, |old| {
-                sink.evicted(&old.labels, old.established);
+            let (sink, registry) = (&mut self.sink, &mut self.labels);
+            self.live.insert(record.cookie, live, |cookie, old| {
+                sink.evicted(cookie, &old.labels, old.established);
+                registry.release(&old.labels, now);
             });
         }
         record
     }
 
     fn admit(&mut self, label: &'static str, value: &str) -> String {
-        match self.caps.admit(label, value) {
+        match self.labels.admit(label, value) {
             Admit::Kept(v) => v.to_owned(),
             Admit::Folded => {
                 self.sink.note(Note::LabelFolded(label));

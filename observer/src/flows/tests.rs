@@ -30,6 +30,7 @@ fn table(wait_ms: u64, record_other: bool) -> (FlowTable<Outputs>, Arc<Metrics>)
         dns_cache: 16,
         label_cap: 100,
         max_live: 2,
+        series_ttl: Duration::from_secs(300),
     };
     let identify: Identify = Box::new(|_, _, _| WorkloadInfo::default());
     let log = Arc::new(FlowLog::new());

@@ -9,6 +9,9 @@ pub struct Opening {
     pub sni: Option<String>,
     pub host: Option<String>,
     pub alpn: Vec<String>,
+    /// The hello carried `encrypted_client_hello`: its SNI may be a relay's
+    /// public name rather than the destination.
+    pub ech: bool,
 }
 
 /// Which parser refused the bytes, for `gatewatch_parse_errors_total{kind}`.
@@ -17,6 +20,9 @@ pub enum ParseFailure {
     Tls,
     Http,
 }
+
+/// Every parser that can refuse bytes (`kind` of `gatewatch_parse_errors_total`).
+pub const PARSE_KINDS: [&str; 3] = ["tls", "http", "dns"];
 
 impl ParseFailure {
     pub fn kind(self) -> &'static str {
@@ -46,6 +52,7 @@ pub fn read_opening(stream: &[u8]) -> Reading {
                 sni: hello.sni,
                 host: None,
                 alpn: hello.alpn,
+                ech: hello.ech,
             }),
             Err(tls::TlsError::Incomplete { .. }) => Reading::Incomplete,
             Err(_) => Reading::Malformed(ParseFailure::Tls),
@@ -72,6 +79,7 @@ pub fn read_opening_at_deadline(stream: &[u8]) -> Reading {
                 sni: hello.sni,
                 host: None,
                 alpn: hello.alpn,
+                ech: hello.ech,
             }),
             Err(_) => Reading::Named(Opening::default()),
         },

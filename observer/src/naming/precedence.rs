@@ -1,6 +1,10 @@
 //! One name per connection, by precedence: TLS SNI > HTTP `Host` > a DNS
 //! answer for the destination address (the client's cgroup first, then the
 //! node's) > none. The `name_source` label says which won.
+//!
+//! A ClientHello with Encrypted Client Hello carries an outer SNI that may
+//! be a relay's public name, not the destination: for those a DNS answer
+//! comes first, and the outer SNI only names the flow when there is none.
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
@@ -41,37 +45,48 @@ pub struct ChosenName {
     pub source: NameSource,
     /// The DNS answer's CNAME chain: evidence only, never classified.
     pub cnames: Vec<String>,
+    /// The opening was an ECH ClientHello.
+    pub ech: bool,
 }
 
 /// Picks the name by precedence. `dns` is asked only when the opening
 /// named nothing, so the cache is not touched for named flows.
 pub fn choose(opening: Opening, dns: impl FnOnce() -> Option<NameHit>) -> ChosenName {
-    // An address in Host (curl's default for http://10.0.0.5/) names nothing.
-    let host = opening.host.filter(|h| h.parse::<IpAddr>().is_err());
-    if let Some(sni) = opening.sni {
+    let ech = opening.ech;
+    let named = |name, source, cnames| ChosenName {
+        name: Some(name),
+        source,
+        cnames,
+        ech,
+    };
+    if ech {
+        if let Some(hit) = dns() {
+            return named(hit.name, NameSource::Dns, hit.cnames);
+        }
+        if let Some(sni) = opening.sni {
+            return named(sni, NameSource::Sni, Vec::new());
+        }
         return ChosenName {
-            name: Some(sni),
-            source: NameSource::Sni,
+            name: None,
+            source: NameSource::Ip,
             cnames: Vec::new(),
+            ech,
         };
     }
-    if let Some(host) = host {
-        return ChosenName {
-            name: Some(host),
-            source: NameSource::HttpHost,
-            cnames: Vec::new(),
-        };
+    if let Some(sni) = opening.sni {
+        return named(sni, NameSource::Sni, Vec::new());
+    }
+    // An address in Host (curl's default for http://10.0.0.5/) names nothing.
+    if let Some(host) = opening.host.filter(|h| h.parse::<IpAddr>().is_err()) {
+        return named(host, NameSource::HttpHost, Vec::new());
     }
     match dns() {
-        Some(hit) => ChosenName {
-            name: Some(hit.name),
-            source: NameSource::Dns,
-            cnames: hit.cnames,
-        },
+        Some(hit) => named(hit.name, NameSource::Dns, hit.cnames),
         None => ChosenName {
             name: None,
             source: NameSource::Ip,
             cnames: Vec::new(),
+            ech,
         },
     }
 }
@@ -93,7 +108,7 @@ mod tests {
         Opening {
             sni: sni.map(Into::into),
             host: host.map(Into::into),
-            alpn: Vec::new(),
+            ..Opening::default()
         }
     }
 
@@ -127,5 +142,24 @@ mod tests {
     fn an_address_in_the_host_header_names_nothing() {
         let c = choose(opening(None, Some("127.0.0.2")), || None);
         assert_eq!(c.source, NameSource::Ip);
+    }
+
+    #[test]
+    fn an_ech_hello_is_named_by_dns_before_its_outer_sni() {
+        let ech = Opening {
+            ech: true,
+            ..opening(Some("cloudflare-ech.com"), None)
+        };
+        let c = choose(ech.clone(), || hit("api.openai.com"));
+        assert_eq!(
+            (c.name.as_deref(), c.source),
+            (Some("api.openai.com"), NameSource::Dns)
+        );
+        assert!(c.ech);
+        let c = choose(ech, || None);
+        assert_eq!(
+            (c.name.as_deref(), c.source),
+            (Some("cloudflare-ech.com"), NameSource::Sni)
+        );
     }
 }

@@ -67,9 +67,34 @@ pub struct SummaryRow {
     pub last_seen_unix_ms: u64,
 }
 
+/// A flow the log still holds: among the recent ones, or not yet closed.
+struct Held {
+    record: Arc<FlowRecord>,
+    in_recent: bool,
+    open: bool,
+}
+
 struct Inner {
-    recent: VecDeque<Arc<FlowRecord>>,
+    /// Cookies of the most recent flows, oldest first (at most `RECENT_FLOWS`).
+    recent: VecDeque<u64>,
+    /// Every recent or still open flow by cookie, so an update finds its
+    /// flow however long it lived (bounded by the live table plus
+    /// `RECENT_FLOWS`).
+    held: HashMap<u64, Held>,
     summary: HashMap<SummaryKey, SummaryRow>,
+}
+
+impl Inner {
+    /// Drops a held flow once it is neither recent nor open.
+    fn release_if_done(&mut self, cookie: u64) {
+        if self
+            .held
+            .get(&cookie)
+            .is_some_and(|h| !h.in_recent && !h.open)
+        {
+            self.held.remove(&cookie);
+        }
+    }
 }
 
 pub struct FlowLog {
@@ -100,6 +125,7 @@ impl FlowLog {
         Self {
             inner: Mutex::new(Inner {
                 recent: VecDeque::with_capacity(RECENT_FLOWS),
+                held: HashMap::new(),
                 summary: HashMap::new(),
             }),
             tx,
@@ -127,10 +153,24 @@ impl FlowLog {
             }
             row.bytes_sent = row.bytes_sent.saturating_add(flow.bytes_sent);
             row.bytes_received = row.bytes_received.saturating_add(flow.bytes_received);
-            if inner.recent.len() == RECENT_FLOWS {
-                inner.recent.pop_front();
+            if inner.recent.len() == RECENT_FLOWS
+                && let Some(oldest) = inner.recent.pop_front()
+            {
+                if let Some(h) = inner.held.get_mut(&oldest) {
+                    h.in_recent = false;
+                }
+                inner.release_if_done(oldest);
             }
-            inner.recent.push_back(flow.clone());
+            inner.recent.push_back(flow.cookie);
+            let open = !matches!(flow.state, FlowState::Closed | FlowState::Failed);
+            inner.held.insert(
+                flow.cookie,
+                Held {
+                    record: flow.clone(),
+                    in_recent: true,
+                    open,
+                },
+            );
         }
         let _ = self.tx.send(flow);
     }
@@ -144,14 +184,17 @@ impl FlowLog {
     ) {
         let flow = {
             let mut inner = self.lock();
-            let Some(slot) = inner.recent.iter_mut().rev().find(|f| f.cookie == cookie) else {
+            let Some(held) = inner.held.get_mut(&cookie) else {
                 return;
             };
-            let mut flow = (**slot).clone();
+            let mut flow = (*held.record).clone();
             update(&mut flow);
             let flow = Arc::new(flow);
-            *slot = flow.clone();
+            held.record = flow.clone();
+            held.open = !matches!(flow.state, FlowState::Closed | FlowState::Failed);
+            inner.release_if_done(cookie);
             let row = summary_row(&mut inner.summary, key_of(&flow));
+            row.last_seen_unix_ms = row.last_seen_unix_ms.max(crate::flows::record::unix_ms());
             match flow.state {
                 FlowState::Established if !was_established => row.active += 1,
                 FlowState::Closed | FlowState::Failed if was_established => row.active -= 1,
@@ -167,6 +210,35 @@ impl FlowLog {
         let _ = self.tx.send(flow);
     }
 
+    /// A counted flow left the live table before it closed (the table was
+    /// full): it no longer counts as active and is no longer held.
+    pub fn evicted(&self, cookie: u64, was_established: bool) {
+        let mut inner = self.lock();
+        let Some(held) = inner.held.get_mut(&cookie) else {
+            return;
+        };
+        held.open = false;
+        let key = key_of(&held.record);
+        inner.release_if_done(cookie);
+        if was_established && let Some(row) = inner.summary.get_mut(&key) {
+            row.active -= 1;
+        }
+    }
+
+    /// Drops summary rows with no active flow and nothing new for `idle_for`
+    /// (workloads that ended).
+    pub fn expire_rows(&self, idle_for: std::time::Duration) {
+        let cutoff = crate::flows::record::unix_ms().saturating_sub(idle_for.as_millis() as u64);
+        self.lock()
+            .summary
+            .retain(|_, row| row.active > 0 || row.last_seen_unix_ms >= cutoff);
+    }
+
+    /// Flows held for updates (recent or still open), for tests and bounds.
+    pub fn held_len(&self) -> usize {
+        self.lock().held.len()
+    }
+
     /// The newest flows matching `filter`, oldest first.
     pub fn recent(&self, filter: &FlowFilter) -> Vec<Arc<FlowRecord>> {
         let limit = filter.limit.unwrap_or(RECENT_FLOWS).min(RECENT_FLOWS);
@@ -175,9 +247,9 @@ impl FlowLog {
             .recent
             .iter()
             .rev()
+            .filter_map(|c| inner.held.get(c).map(|h| h.record.clone()))
             .filter(|f| filter.matches(f))
             .take(limit)
-            .cloned()
             .collect();
         out.reverse();
         out
@@ -224,4 +296,70 @@ fn summary_row(summary: &mut HashMap<SummaryKey, SummaryRow>, key: SummaryKey) -
         key,
         ..Default::default()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        classification::Verdict,
+        flows::{FlowState, WorkloadInfo},
+        naming::NameSource,
+    };
+
+    fn flow(cookie: u64, state: FlowState) -> FlowRecord {
+        FlowRecord {
+            ts_ns: 0,
+            cookie,
+            route: Route::Direct,
+            provider: "openai".into(),
+            endpoint: "api.openai.com:443".into(),
+            name: Some("api.openai.com".into()),
+            name_source: NameSource::Sni,
+            cnames: Vec::new(),
+            dst: "127.0.0.2:443".parse().unwrap(),
+            process: "agent".into(),
+            tgid: 1,
+            cgroup_id: 1,
+            workload: WorkloadInfo::default(),
+            alpn: Vec::new(),
+            ech: false,
+            verdict: Verdict {
+                route: Route::Direct,
+                provider: "openai".into(),
+                kind: None,
+                matched: None,
+            },
+            state,
+            time_unix_ms: 0,
+            bytes_sent: 0,
+            bytes_received: 0,
+            duration_ms: None,
+        }
+    }
+
+    #[test]
+    fn a_flow_that_outlives_the_recent_window_still_closes_in_the_summary() {
+        let log = FlowLog::new();
+        log.opened(flow(1, FlowState::Established));
+        for cookie in 2..(RECENT_FLOWS as u64 + 100) {
+            log.opened(flow(cookie, FlowState::Closed));
+        }
+        assert_eq!(log.summary()[0].active, 1);
+        log.updated(1, true, |f| f.state = FlowState::Closed);
+        assert_eq!(log.summary()[0].active, 0, "the long-lived flow closed");
+        assert_eq!(
+            log.held_len(),
+            RECENT_FLOWS,
+            "only the recent flows stay held"
+        );
+    }
+
+    #[test]
+    fn an_evicted_flow_leaves_the_active_count() {
+        let log = FlowLog::new();
+        log.opened(flow(1, FlowState::Established));
+        log.evicted(1, true);
+        assert_eq!(log.summary()[0].active, 0);
+    }
 }

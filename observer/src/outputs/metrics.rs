@@ -12,9 +12,23 @@ use prometheus::{
 };
 
 use crate::{
-    flows::{FLOW_LABELS, FlowEnd, FlowLabels},
-    naming::NameSource,
+    capture::{Event, ring::KERNEL_DROP_SOURCES},
+    classification::Route,
+    flows::{FLOW_LABELS, FlowEnd, FlowLabels, labels::CAPPED_LABELS, lifecycle::FAILURE_REASONS},
+    naming::{NameSource, opening::PARSE_KINDS},
 };
+
+/// Every `source` of `gatewatch_events_dropped_total`: the kernel's ring
+/// per record kind, then userspace.
+pub const DROP_SOURCES: [&str; 7] = [
+    KERNEL_DROP_SOURCES[0],
+    KERNEL_DROP_SOURCES[1],
+    KERNEL_DROP_SOURCES[2],
+    KERNEL_DROP_SOURCES[3],
+    "decode",
+    "flow_table_full",
+    "api_stream",
+];
 
 /// Buckets of `gatewatch_connection_duration_seconds`: LLM calls stream
 /// for seconds to minutes, so the buckets reach ten minutes.
@@ -145,7 +159,39 @@ impl Metrics {
             active,
         };
         metrics.build_info();
+        metrics.start_known_series_at_zero();
         metrics
+    }
+
+    /// Counters whose label values are all known up front exist from the
+    /// start at 0, so `increase()` sees their first event.
+    fn start_known_series_at_zero(&self) {
+        let series: [(&IntCounterVec, &[&str]); 5] = [
+            (&self.events, &Event::KINDS),
+            (&self.dropped, &DROP_SOURCES),
+            (&self.parse_errors, &PARSE_KINDS),
+            (&self.label_overflow, &CAPPED_LABELS),
+            (&self.flow_evictions, &["live"]),
+        ];
+        for (counter, values) in series {
+            for value in values {
+                counter.with_label_values(&[value]);
+            }
+        }
+    }
+
+    /// A new label set's failure series exist at 0 (for AI routes, where
+    /// alerts watch them; `other` flows are too many to double their series).
+    pub fn failures_at_zero(&self, labels: &FlowLabels) {
+        if labels.route == Route::Other {
+            return;
+        }
+        let values = labels.values();
+        for reason in FAILURE_REASONS {
+            let mut with_reason = vec![reason];
+            with_reason.extend_from_slice(&values);
+            self.failures.with_label_values(&with_reason);
+        }
     }
 
     fn build_info(&self) {
@@ -191,6 +237,29 @@ impl Metrics {
         }
     }
 
+    /// Removes every series of `labels` (its workload ended): connections
+    /// by name source, bytes by direction, failures by reason, active.
+    pub fn remove_series(&self, labels: &FlowLabels) {
+        let values = labels.values();
+        let with = |first: &'static str| {
+            let mut v = vec![first];
+            v.extend_from_slice(&values);
+            v
+        };
+        for source in NameSource::ALL {
+            let mut v = values.to_vec();
+            v.push(source.as_str());
+            let _ = self.connections.remove_label_values(&v);
+        }
+        for direction in ["sent", "received"] {
+            let _ = self.bytes.remove_label_values(&with(direction));
+        }
+        for reason in FAILURE_REASONS {
+            let _ = self.failures.remove_label_values(&with(reason));
+        }
+        let _ = self.active.remove_label_values(&values);
+    }
+
     /// One more (`delta` 1) or one fewer (-1) established connection.
     pub fn active(&self, labels: &FlowLabels, delta: i64) {
         self.active.with_label_values(&labels.values()).add(delta);
@@ -209,6 +278,21 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counters_with_known_labels_start_at_zero() {
+        let text = Metrics::new().render();
+        for line in [
+            r#"gatewatch_events_total{kind="connect"} 0"#,
+            r#"gatewatch_events_dropped_total{source="ringbuf_payload"} 0"#,
+            r#"gatewatch_events_dropped_total{source="api_stream"} 0"#,
+            r#"gatewatch_parse_errors_total{kind="tls"} 0"#,
+            r#"gatewatch_label_values_folded_total{label="pod"} 0"#,
+            r#"gatewatch_flow_evictions_total{table="live"} 0"#,
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
+    }
 
     #[test]
     fn exposition_has_build_info_and_counters() {

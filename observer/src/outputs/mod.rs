@@ -58,7 +58,7 @@ impl FlowSink for Outputs {
         });
     }
 
-    fn evicted(&mut self, labels: &FlowLabels, was_active: bool) {
+    fn evicted(&mut self, cookie: u64, labels: &FlowLabels, was_active: bool) {
         self.metrics
             .flow_evictions
             .with_label_values(&["live"])
@@ -66,6 +66,19 @@ impl FlowSink for Outputs {
         if was_active {
             self.metrics.active(labels, -1);
         }
+        self.log.evicted(cookie, was_active);
+    }
+
+    fn label_set_added(&mut self, labels: &FlowLabels) {
+        self.metrics.failures_at_zero(labels);
+    }
+
+    fn label_set_expired(&mut self, labels: &FlowLabels) {
+        self.metrics.remove_series(labels);
+    }
+
+    fn sweep(&mut self, idle_for: std::time::Duration) {
+        self.log.expire_rows(idle_for);
     }
 
     fn note(&mut self, note: Note) {

@@ -51,16 +51,32 @@ impl CgroupResolver {
     }
 
     pub fn resolve(&mut self, id: u64) -> Option<String> {
-        self.resolve_at(id, Instant::now())
+        self.resolve_at(id, None, Instant::now())
     }
 
-    fn resolve_at(&mut self, id: u64, now: Instant) -> Option<String> {
+    /// Resolves `id`, asking `{proc_root}/{tgid}/cgroup` first when the
+    /// connecting process is given: a new cgroup (a pod that just started)
+    /// resolves at once, without waiting for the rescan gate.
+    pub fn resolve_for(&mut self, id: u64, proc: Option<(&Path, u32)>) -> Option<String> {
+        self.resolve_at(id, proc, Instant::now())
+    }
+
+    fn resolve_at(&mut self, id: u64, proc: Option<(&Path, u32)>, now: Instant) -> Option<String> {
         if let Some(path) = self.cache.get(&id) {
             // The cgroup may have been removed, or renamed: check before trusting.
             if inode_of(&self.root, path) == Some(id) {
                 return Some(path.clone());
             }
             self.cache.pop(&id);
+        }
+        // The process's own view of its cgroup, checked against the id. It
+        // is relative to the cgroup v2 mount; when gatewatch is attached
+        // below it, the path relative to the attach point is a suffix.
+        if let Some(full) = proc.and_then(|(root, tgid)| proc_cgroup_path(root, tgid))
+            && let Some(path) = path_suffixes(&full).find(|p| inode_of(&self.root, p) == Some(id))
+        {
+            self.cache.put(id, path.clone());
+            return Some(path);
         }
         if !self.gate.try_begin(now) {
             return None;
@@ -100,6 +116,22 @@ impl CgroupResolver {
         }
         found
     }
+}
+
+/// `/a/b/c`, `/b/c`, `/c`: where a path may start below the attach point.
+fn path_suffixes(full: &str) -> impl Iterator<Item = String> + '_ {
+    full.match_indices('/')
+        .map(|(i, _)| full[i..].to_owned())
+        .take(CGROUP_SCAN_MAX_DEPTH)
+}
+
+/// The cgroup v2 path in `/proc/<tgid>/cgroup` (the `0::` line).
+fn proc_cgroup_path(proc_root: &Path, tgid: u32) -> Option<String> {
+    let text = fs::read_to_string(proc_root.join(tgid.to_string()).join("cgroup")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .filter(|p| p.starts_with('/'))
+        .map(str::to_owned)
 }
 
 fn push_children(dir: &Path, rel: &str, depth: usize, stack: &mut Vec<(PathBuf, String, usize)>) {

@@ -142,7 +142,8 @@ impl Workloads {
             exe: self.processes.exe(tgid).unwrap_or_default(),
             ..Workload::default()
         };
-        let Some(path) = self.cgroups.resolve(cgroup_id) else {
+        let proc = Some((self.processes.root(), tgid));
+        let Some(path) = self.cgroups.resolve_for(cgroup_id, proc) else {
             return w;
         };
         let container = parse_cgroup_path(&path);

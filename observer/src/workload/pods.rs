@@ -83,10 +83,18 @@ impl PodDirectory {
 
     fn lookup_at(&mut self, container: &ContainerRef, now: Instant) -> Option<PodInfo> {
         let id = container.container_id.as_str();
-        // A known pod with an unknown container still rescans: the container
-        // may be new (a restart, a sidecar) and its link worth learning.
-        if !self.by_container.contains_key(id) && self.gate.try_begin(now) {
-            self.rescan();
+        if !self.by_container.contains_key(id) {
+            // A new container (a new pod, a restart, a sidecar): learn just
+            // it, whatever the rescan gate says, so churning pods are named
+            // from their first connection. A full rescan, gated, also drops
+            // what ended when the maps grow.
+            if let Some(uid) = container.pod_uid.as_deref() {
+                self.learn(uid, id);
+            }
+            let crowded = self.by_container.len() + self.by_uid.len() > POD_SCAN_MAX_ENTRIES;
+            if (crowded || !self.by_container.contains_key(id)) && self.gate.try_begin(now) {
+                self.rescan();
+            }
         }
         if let Some(info) = self.by_container.get(id) {
             return Some(info.clone());
@@ -97,6 +105,45 @@ impl PodDirectory {
             pod: pod.pod.clone(),
             container: String::new(),
         })
+    }
+
+    /// Reads just one pod's directory and its container's link: one listing
+    /// of the pods directory (for the uid), one of the pod's directory and a
+    /// `stat` per container name, however many pods the node runs.
+    fn learn(&mut self, uid: &str, container_id: &str) {
+        let suffix = format!("_{uid}");
+        let Some(dir) = dir_names(&self.pods_root, true)
+            .unwrap_or_default()
+            .into_iter()
+            .find(|name| name.to_ascii_lowercase().ends_with(&suffix))
+        else {
+            return;
+        };
+        let Some((namespace, pod, _)) = parse_pod_dir(&dir) else {
+            return;
+        };
+        let mut containers = dir_names(&self.pods_root.join(&dir), true).unwrap_or_default();
+        containers.sort();
+        let container = containers.iter().find(|c| {
+            let link = format!("{pod}_{namespace}_{c}-{container_id}.log");
+            fs::symlink_metadata(self.containers_root.join(link)).is_ok()
+        });
+        if let Some(c) = container {
+            self.by_container.insert(
+                container_id.to_owned(),
+                PodInfo {
+                    namespace: namespace.to_owned(),
+                    pod: pod.to_owned(),
+                    container: c.clone(),
+                },
+            );
+        }
+        let record = PodRecord {
+            namespace: namespace.to_owned(),
+            pod: pod.to_owned(),
+            containers,
+        };
+        self.by_uid.insert(uid.to_owned(), record);
     }
 
     fn rescan(&mut self) {

@@ -41,6 +41,11 @@ impl ProcessCache {
     }
 
     /// The executable of process `tgid`, if it can be read.
+    /// The procfs this reads (the host's).
+    pub fn root(&self) -> &std::path::Path {
+        &self.proc_root
+    }
+
     pub fn exe(&mut self, tgid: u32) -> Option<String> {
         if tgid == 0 {
             return None; // the idle task; no /proc entry

@@ -56,9 +56,9 @@ fn one_scan_fills_the_cache_for_siblings() {
     let mut r =
         CgroupResolver::new(tree.path().to_owned()).with_rescan_interval(Duration::from_secs(3600));
     let t0 = Instant::now();
-    assert_eq!(r.resolve_at(tree.ino("a"), t0).as_deref(), Some("/a"));
+    assert_eq!(r.resolve_at(tree.ino("a"), None, t0).as_deref(), Some("/a"));
     // The gate is now closed, yet b is known from the same scan.
-    assert_eq!(r.resolve_at(tree.ino("b"), t0).as_deref(), Some("/b"));
+    assert_eq!(r.resolve_at(tree.ino("b"), None, t0).as_deref(), Some("/b"));
 }
 
 #[test]
@@ -67,12 +67,13 @@ fn miss_rescans_at_most_once_per_interval() {
     let mut r =
         CgroupResolver::new(tree.path().to_owned()).with_rescan_interval(Duration::from_secs(2));
     let t0 = Instant::now();
-    assert_eq!(r.resolve_at(u64::MAX, t0), None); // first scan
+    assert_eq!(r.resolve_at(u64::MAX, None, t0), None); // first scan
     tree.mkdir("late");
     let late = tree.ino("late");
-    assert_eq!(r.resolve_at(late, t0 + Duration::from_secs(1)), None);
+    assert_eq!(r.resolve_at(late, None, t0 + Duration::from_secs(1)), None);
     assert_eq!(
-        r.resolve_at(late, t0 + Duration::from_secs(2)).as_deref(),
+        r.resolve_at(late, None, t0 + Duration::from_secs(2))
+            .as_deref(),
         Some("/late")
     );
 }
@@ -112,9 +113,9 @@ fn stale_entry_is_dropped_even_when_the_gate_is_closed() {
     let mut r =
         CgroupResolver::new(tree.path().to_owned()).with_rescan_interval(Duration::from_secs(3600));
     let t0 = Instant::now();
-    assert_eq!(r.resolve_at(id, t0).as_deref(), Some("/x"));
+    assert_eq!(r.resolve_at(id, None, t0).as_deref(), Some("/x"));
     fs::remove_dir(tree.path().join("x")).unwrap();
-    assert_eq!(r.resolve_at(id, t0), None);
+    assert_eq!(r.resolve_at(id, None, t0), None);
     assert!(!r.cache.contains(&id));
 }
 

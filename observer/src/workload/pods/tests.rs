@@ -107,7 +107,7 @@ fn names_with_dots_and_dashes_survive() {
 }
 
 #[test]
-fn new_container_in_known_pod_is_learned_on_the_next_allowed_rescan() {
+fn a_new_container_is_learned_at_once_even_while_rescans_are_gated() {
     let node = Node::new("pods-new-ctr");
     node.pod("ns", "web", UID, &["app"]);
     let mut dir = node.directory(Duration::from_secs(2));
@@ -117,10 +117,10 @@ fn new_container_in_known_pod_is_learned_on_the_next_allowed_rescan() {
         Some(info("ns", "web", ""))
     );
     node.link("web", "ns", "app", ID);
-    // Within the interval: the pod-only answer, no rescan.
+    // Within the rescan interval: the pod's own directory names it.
     assert_eq!(
         dir.lookup_at(&cref(ID, Some(UID)), t0 + Duration::from_secs(1)),
-        Some(info("ns", "web", ""))
+        Some(info("ns", "web", "app"))
     );
     assert_eq!(
         dir.lookup_at(&cref(ID, Some(UID)), t0 + Duration::from_secs(2)),
