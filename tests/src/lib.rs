@@ -48,7 +48,47 @@ pub fn privileged() -> bool {
         panic!("privileged test cannot run: not root (CI=true makes this a failure)");
     }
     eprintln!("skipping privileged test: run as root (cargo xtask test)");
+    record_skip();
     false
+}
+
+/// Variable naming the file skipped tests are appended to; `cargo xtask
+/// test` sets it and counts them as skipped, since libtest reports a test
+/// that returned early as passed. Keep in step with xtask/src/summary.rs.
+pub const SKIP_LOG_VAR: &str = "GATEWATCH_SKIP_LOG";
+
+/// Appends `<test binary> <test name>` to the skip log, when one is named.
+fn record_skip() {
+    let Some(log) = std::env::var_os(SKIP_LOG_VAR) else {
+        return;
+    };
+    let line = skip_line(
+        std::env::current_exe().ok().as_deref(),
+        thread::current().name(),
+    );
+    // One short write on an O_APPEND file: lines from tests running in
+    // parallel do not interleave.
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .and_then(|mut f| f.write_all(line.as_bytes()));
+    if let Err(e) = written {
+        panic!(
+            "cannot record the skip in {}: {e}",
+            Path::new(&log).display()
+        );
+    }
+}
+
+/// The skip log line for a test: the binary's name without cargo's hash
+/// suffix, then libtest's name for the test (its thread's name).
+fn skip_line(exe: Option<&Path>, thread: Option<&str>) -> String {
+    let binary = exe
+        .and_then(Path::file_stem)
+        .and_then(|s| s.to_str())
+        .map_or("?", |s| s.rsplit_once('-').map_or(s, |(name, _hash)| name));
+    format!("{binary} {}\n", thread.unwrap_or("(unnamed test)"))
 }
 
 pub fn gatewatch_bin() -> PathBuf {
@@ -468,4 +508,21 @@ pub fn attached_programs(cgroup: &Path) -> Vec<String> {
         .skip(1)
         .filter_map(|l| l.split_whitespace().last().map(str::to_owned))
         .collect()
+}
+
+#[cfg(test)]
+mod skip_log_tests {
+    use super::*;
+
+    #[test]
+    fn skip_line_names_the_binary_without_its_hash_and_the_test() {
+        assert_eq!(
+            skip_line(
+                Some(Path::new("/t/target/debug/deps/hostnames-0123abcd")),
+                Some("openai_by_sni_is_direct_with_no_configuration"),
+            ),
+            "hostnames openai_by_sni_is_direct_with_no_configuration\n"
+        );
+        assert_eq!(skip_line(None, None), "? (unnamed test)\n");
+    }
 }

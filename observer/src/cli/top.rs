@@ -58,6 +58,16 @@ fn direct_shares(rows: &[SummaryRow]) -> HashMap<(String, String, String, String
         .collect()
 }
 
+/// How much a counter grew since `before`. A counter that went down was
+/// reset (the daemon restarted under `top`) and counted again from 0, so
+/// all of its new value is the increase, as Prometheus `rate()` treats it.
+fn increase(now: u64, before: Option<u64>) -> u64 {
+    match before {
+        Some(b) if b <= now => now - b,
+        _ => now,
+    }
+}
+
 /// Lines of one frame; rates are per second since `prev` (totals when none).
 pub fn frame(
     rows: &[SummaryRow],
@@ -71,9 +81,9 @@ pub fn frame(
             let (conn, bytes) = match prev {
                 Some((before, secs)) => {
                     let b = before.get(&r.key);
-                    let dc = r.connections - b.map_or(0, |b| b.connections);
-                    let db = (r.bytes_sent + r.bytes_received)
-                        - b.map_or(0, |b| b.bytes_sent + b.bytes_received);
+                    let dc = increase(r.connections, b.map(|b| b.connections));
+                    let db = increase(r.bytes_sent, b.map(|b| b.bytes_sent))
+                        + increase(r.bytes_received, b.map(|b| b.bytes_received));
                     (dc as f64 / secs, db as f64 / secs)
                 }
                 None => (
@@ -227,5 +237,22 @@ mod tests {
             .collect();
         let lines = frame(&[row("a", "direct", 30)], Some((&before, 2.0)), 10);
         assert!(lines[1].contains("  10.0 "), "{lines:#?}");
+    }
+
+    #[test]
+    fn a_counter_that_went_down_restarted_from_zero() {
+        // The daemon restarted between frames: its totals start again from
+        // 0, so the new value is the whole increase (Prometheus rate()).
+        let mut old = row("a", "direct", 500);
+        old.bytes_sent = 1_000_000;
+        old.bytes_received = 10;
+        let before: HashMap<_, _> = [(old.key.clone(), old)].into_iter().collect();
+        let mut now = row("a", "direct", 8);
+        now.bytes_sent = 4096;
+        now.bytes_received = 20;
+        let lines = frame(&[now], Some((&before, 2.0)), 10);
+        // 8 connections and 4096 + (20 - 10) bytes over 2 seconds.
+        assert!(lines[1].contains("   4.0 "), "{lines:#?}");
+        assert!(lines[1].contains(&view::bytes(2053)), "{lines:#?}");
     }
 }
