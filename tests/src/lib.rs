@@ -5,6 +5,7 @@
 //!
 //! Tests panic with a message rather than return errors.
 pub mod hardening;
+pub mod image;
 pub mod kubelet;
 pub mod lab;
 

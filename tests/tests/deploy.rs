@@ -1221,6 +1221,12 @@ fn dockerfile_builds_the_way_xtask_does() {
     for line in [
         "FROM rust:1-bookworm AS build",
         "cargo xtask build --release \\",
+        // From source unless asked otherwise; the prebuilt path copies the
+        // binary `cargo xtask build --release` leaves.
+        "ARG BINARY_STAGE=build",
+        "ARG PREBUILT=target/release/gatewatch",
+        "FROM ${BINARY_STAGE} AS binary",
+        "COPY --from=binary /usr/local/bin/gatewatch /usr/local/bin/gatewatch",
         r#"ENTRYPOINT ["/usr/local/bin/gatewatch"]"#,
         r#"CMD ["run"]"#,
     ] {
@@ -1237,6 +1243,17 @@ fn dockerfile_builds_the_way_xtask_does() {
             .lines()
             .any(|l| matches!(l.trim(), "target" | "target/" | "/target" | "/target/")),
         "{}: must exclude target/",
+        rel(&ignore_file)
+    );
+    // The only way back in: the release binary, for BINARY_STAGE=prebuilt.
+    let exceptions: Vec<&str> = ignore
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix('!'))
+        .collect();
+    assert_eq!(
+        exceptions,
+        ["target/release/gatewatch"],
+        "{}: exceptions",
         rel(&ignore_file)
     );
 }

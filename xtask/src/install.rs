@@ -17,6 +17,10 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "openssl",      // self-signed certificates for TLS test servers
     "curl",         // a real TLS/HTTP client
     "prometheus",   // promtool and a real Prometheus server
+    "podman",       // build deploy/Dockerfile and run the image as deployed
+    "runc",         // podman's runtime there (crun refuses hybrid cgroup trees)
+    "buildah",      // to build deploy/Dockerfile by hand (podman build is buildah inside)
+    "mmdebstrap",   // the image's runtime base from Debian packages (no registry needed)
 ];
 
 /// How xtask tells a Python package is already installed.

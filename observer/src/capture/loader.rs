@@ -17,6 +17,7 @@ use observer_common::{DROP_SLOTS, PAYLOAD_SEGMENTS_MAX};
 
 use super::{
     cgroup::{find_cgroup2_root, is_cgroup2},
+    own_tgid::own_host_tgid,
     privileges::{missing_capabilities, raise_memlock_limit},
 };
 
@@ -102,6 +103,9 @@ pub struct LoadOptions {
     /// Forward the programs' aya-log debug lines (off by default: they cost
     /// ring buffer space on every connect).
     pub ebpf_debug: bool,
+    /// The host's procfs (--proc-root): `{proc_root}/self` names gatewatch's
+    /// host tgid, which the programs compare to skip its own sockets.
+    pub proc_root: PathBuf,
 }
 
 /// Loaded and attached programs. Dropping this detaches everything.
@@ -191,7 +195,8 @@ fn open_cgroup(given: Option<&Path>) -> Result<(PathBuf, File), LoadError> {
 
 /// Loads the object with its load-time globals and sizes set.
 fn load(opts: &LoadOptions) -> Result<Ebpf, LoadError> {
-    let own_tgid = std::process::id();
+    let (own_tgid, source) = own_host_tgid(&opts.proc_root);
+    log::debug!("own sockets skipped by tgid {own_tgid} ({source:?})");
     let log_level: u8 = if opts.ebpf_debug { 4 } else { 0 };
     // Wake the reader once an eighth of the ring is waiting; below that,
     // the reader's timer drains it (see capture::ring).

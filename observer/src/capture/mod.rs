@@ -8,6 +8,7 @@
 pub mod cgroup;
 pub mod decode;
 pub mod loader;
+pub mod own_tgid;
 pub mod privileges;
 pub mod ring;
 

@@ -33,7 +33,7 @@ mod selector;
 mod throttle;
 
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 #[cfg(test)]
 mod tests;
 
