@@ -1,0 +1,289 @@
+//! Daemon mode (`--agent-audit`): which projects to audit, the last result of
+//! each, and the bounded `gatewatch_agent_models` gauge built from them.
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    time::{Duration, Instant},
+};
+
+use crate::{
+    agents::{
+        endpoint::ProjectEndpoint,
+        verdict::{Route, Row},
+    },
+    flows::OVERFLOW_VALUE,
+};
+
+/// Projects audited at most (configured ones count too): each costs a few
+/// API calls per interval and a block of series.
+pub const MAX_PROJECTS: usize = 64;
+/// `gatewatch_agent_models` series at most (the daemon uses its
+/// `label_cap`, whose default this is); agents past it fold into
+/// agent="_other", model="_other" per (project, route), so the route totals
+/// stay right.
+pub const MAX_AGENT_SERIES: usize = crate::flows::DEFAULT_LABEL_CAP;
+/// A project's rows are dropped when its last good audit is this many intervals old.
+pub const EXPIRY_INTERVALS: u32 = 3;
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(300);
+/// Below this the audit would be a load on the project API for no news.
+pub const MIN_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Foundry project API hosts, as the node sees them (SNI / Host).
+const FOUNDRY_HOST_SUFFIXES: [&str; 1] = [".services.ai.azure.com"];
+
+/// Whether a connection name observed on the node is a Foundry resource whose
+/// default project can be audited. Only the host is visible: the project name
+/// is in the (encrypted) path.
+pub fn is_foundry_host(name: &str) -> bool {
+    let host = name
+        .rsplit_once(':')
+        .map_or(name, |(h, _)| h)
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    FOUNDRY_HOST_SUFFIXES
+        .iter()
+        .any(|s| host.ends_with(s) && host.len() > s.len())
+}
+
+/// The projects to audit: configured endpoints first, then the default
+/// project of each Foundry host seen in traffic that no configured endpoint
+/// already covers. On a DaemonSet (`only_seen`), a configured project is
+/// audited only once its host shows up in this node's traffic, so the load
+/// on the project API follows real use instead of the node count.
+#[derive(Debug, Default)]
+pub struct ProjectSet {
+    configured: Vec<ProjectEndpoint>,
+    only_seen: bool,
+    seen: BTreeSet<String>,
+    observed: BTreeMap<String, ProjectEndpoint>,
+}
+
+impl ProjectSet {
+    pub fn new(configured: Vec<ProjectEndpoint>, only_seen: bool) -> Self {
+        let mut configured = configured;
+        configured.truncate(MAX_PROJECTS);
+        Self {
+            configured,
+            only_seen,
+            seen: BTreeSet::new(),
+            observed: BTreeMap::new(),
+        }
+    }
+
+    /// Records a host seen in traffic; true when it adds a project to audit.
+    pub fn observe_host(&mut self, host: &str) -> bool {
+        let host = host.trim_end_matches(":443").to_ascii_lowercase();
+        if self.seen.contains(&host) || self.seen.len() >= MAX_PROJECTS {
+            return false;
+        }
+        self.seen.insert(host.clone());
+        if self.configured.iter().any(|e| e.authority() == host) {
+            return self.only_seen;
+        }
+        if self.configured.len() + self.observed.len() >= MAX_PROJECTS {
+            return false;
+        }
+        match ProjectEndpoint::default_for_host(&host) {
+            Ok(e) => {
+                self.observed.insert(host, e);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    pub fn projects(&self) -> Vec<ProjectEndpoint> {
+        self.configured
+            .iter()
+            .filter(|e| !self.only_seen || self.seen.contains(&e.authority()))
+            .chain(self.observed.values())
+            .cloned()
+            .collect()
+    }
+}
+
+#[derive(Debug)]
+struct ProjectResult {
+    rows: Vec<Row>,
+    last_success: Option<Instant>,
+}
+
+/// Last audit result per project label.
+#[derive(Debug, Default)]
+pub struct AuditState {
+    results: HashMap<String, ProjectResult>,
+}
+
+impl AuditState {
+    pub fn record_success(&mut self, project: &str, rows: Vec<Row>, now: Instant) {
+        self.results.insert(
+            project.to_owned(),
+            ProjectResult {
+                rows,
+                last_success: Some(now),
+            },
+        );
+    }
+
+    /// A failed audit keeps the previous rows until they expire.
+    pub fn record_failure(&mut self, project: &str) {
+        self.results
+            .entry(project.to_owned())
+            .or_insert(ProjectResult {
+                rows: Vec::new(),
+                last_success: None,
+            });
+    }
+
+    /// Drops rows whose last good audit is older than EXPIRY_INTERVALS × interval.
+    pub fn expire(&mut self, now: Instant, interval: Duration) {
+        let max_age = interval * EXPIRY_INTERVALS;
+        for r in self.results.values_mut() {
+            if r.last_success
+                .is_none_or(|t| now.duration_since(t) > max_age)
+            {
+                r.rows.clear();
+            }
+        }
+    }
+
+    pub fn rows(&self) -> impl Iterator<Item = &Row> {
+        self.results.values().flat_map(|r| r.rows.iter())
+    }
+}
+
+/// (project, agent, model, route) of one `gatewatch_agent_models` series.
+pub type SeriesKey = (String, String, String, Route);
+
+/// Counts rows per label set; past `cap` distinct sets, new ones fold into
+/// `_other` agent/model of their project and route. Sorted so the same
+/// state always keeps the same series.
+pub fn series<'a>(rows: impl Iterator<Item = &'a Row>, cap: usize) -> BTreeMap<SeriesKey, i64> {
+    let mut rows: Vec<&Row> = rows.collect();
+    rows.sort_by(|a, b| (&a.project, &a.agent, &a.model).cmp(&(&b.project, &b.agent, &b.model)));
+    let mut out: BTreeMap<SeriesKey, i64> = BTreeMap::new();
+    let mut kept = 0;
+    for r in rows {
+        let key = (
+            r.project.clone(),
+            r.agent.clone(),
+            r.model.clone().unwrap_or_default(),
+            r.route,
+        );
+        let key = if out.contains_key(&key) || kept < cap {
+            key
+        } else {
+            (
+                r.project.clone(),
+                OVERFLOW_VALUE.to_owned(),
+                OVERFLOW_VALUE.to_owned(),
+                r.route,
+            )
+        };
+        if !out.contains_key(&key) {
+            kept += 1;
+        }
+        *out.entry(key).or_default() += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agents::verdict::Api;
+
+    fn row(project: &str, agent: &str, route: Route) -> Row {
+        Row {
+            project: project.into(),
+            api: Api::Agents,
+            agent: agent.into(),
+            agent_id: None,
+            version: None,
+            kind: Some("prompt".into()),
+            model: Some("m".into()),
+            connection: None,
+            category: None,
+            target: None,
+            route,
+            reason: String::new(),
+        }
+    }
+
+    #[test]
+    fn foundry_hosts_are_recognised_with_or_without_port() {
+        assert!(is_foundry_host("contoso.services.ai.azure.com:443"));
+        assert!(is_foundry_host("Contoso.Services.AI.Azure.com."));
+        assert!(!is_foundry_host("services.ai.azure.com"));
+        assert!(!is_foundry_host("contoso.openai.azure.com"));
+    }
+
+    #[test]
+    fn observed_hosts_add_their_default_project_unless_configured() {
+        let configured =
+            ProjectEndpoint::parse("https://a.services.ai.azure.com/api/projects/sales").unwrap();
+        let mut set = ProjectSet::new(vec![configured], false);
+        assert!(!set.observe_host("a.services.ai.azure.com:443"));
+        assert!(set.observe_host("b.services.ai.azure.com:443"));
+        assert!(!set.observe_host("b.services.ai.azure.com"));
+        let labels: Vec<_> = set.projects().iter().map(ProjectEndpoint::label).collect();
+        assert_eq!(
+            labels,
+            [
+                "a.services.ai.azure.com/sales",
+                "b.services.ai.azure.com/_project"
+            ]
+        );
+    }
+
+    #[test]
+    fn on_a_daemonset_configured_projects_wait_for_their_host_in_traffic() {
+        let configured =
+            ProjectEndpoint::parse("https://a.services.ai.azure.com/api/projects/sales").unwrap();
+        let mut set = ProjectSet::new(vec![configured], true);
+        assert!(set.projects().is_empty());
+        assert!(set.observe_host("a.services.ai.azure.com:443"));
+        let labels: Vec<_> = set.projects().iter().map(ProjectEndpoint::label).collect();
+        assert_eq!(labels, ["a.services.ai.azure.com/sales"]);
+    }
+
+    #[test]
+    fn project_set_is_capped() {
+        let mut set = ProjectSet::default();
+        for i in 0..MAX_PROJECTS + 5 {
+            set.observe_host(&format!("r{i}.services.ai.azure.com"));
+        }
+        assert_eq!(set.projects().len(), MAX_PROJECTS);
+    }
+
+    #[test]
+    fn series_past_the_cap_fold_into_other_per_project_and_route() {
+        let rows = [
+            row("p", "a", Route::Direct),
+            row("p", "b", Route::Gateway),
+            row("p", "c", Route::Direct),
+            row("p", "d", Route::Direct),
+        ];
+        let s = series(rows.iter(), 2);
+        assert_eq!(s.len(), 3);
+        assert_eq!(
+            s[&("p".into(), "_other".into(), "_other".into(), Route::Direct)],
+            2
+        );
+        assert_eq!(s.values().sum::<i64>(), 4);
+    }
+
+    #[test]
+    fn rows_expire_after_missed_audits_and_stay_through_one_failure() {
+        let t0 = Instant::now();
+        let mut state = AuditState::default();
+        state.record_success("p", vec![row("p", "a", Route::Direct)], t0);
+        state.record_failure("p");
+        state.expire(t0 + DEFAULT_INTERVAL, DEFAULT_INTERVAL);
+        assert_eq!(state.rows().count(), 1);
+        state.expire(
+            t0 + DEFAULT_INTERVAL * (EXPIRY_INTERVALS + 1),
+            DEFAULT_INTERVAL,
+        );
+        assert_eq!(state.rows().count(), 0);
+    }
+}
