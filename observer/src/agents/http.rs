@@ -83,7 +83,7 @@ impl Http {
             .max_redirects(0)
             .timeout_connect(Some(CONNECT_TIMEOUT))
             .timeout_global(Some(REQUEST_TIMEOUT))
-            .user_agent(concat!("gatewatch-agents/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("gatewatch/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
         Ok(Self { agent })
@@ -134,7 +134,7 @@ fn explain(url: &str, e: &ureq::Error) -> String {
         || text.contains("invalid peer certificate")
     {
         format!(
-            "{url}: TLS certificate not trusted ({text}); point SSL_CERT_FILE or --ca-file at the CA bundle that signs it"
+            "{url}: TLS certificate not trusted ({text}); point SSL_CERT_FILE or --azure-ca-file (GATEWATCH_AZURE_CA_FILE, file key azure_ca_file) at the CA bundle that signs it"
         )
     } else {
         format!("{url}: {text}")
