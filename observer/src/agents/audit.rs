@@ -5,6 +5,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use serde::{Deserialize, Serialize};
+
 use crate::{
     agents::{
         endpoint::ProjectEndpoint,
@@ -151,6 +153,92 @@ impl AuditState {
     }
 }
 
+/// Workloads remembered per Foundry host, at most: enough for `top`'s
+/// marker; later callers of a busy host are not marked.
+pub const MAX_CALLERS_PER_HOST: usize = 256;
+
+/// A workload as `gatewatch top` and `/api/v1/summary` name it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct WorkloadKey {
+    pub namespace: String,
+    pub pod: String,
+    pub container: String,
+    pub process: String,
+}
+
+/// The audited agents on the Foundry hosts a workload called, by route
+/// (`GET /api/v1/agents/workloads`, the marker in `gatewatch top`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkloadAgents {
+    #[serde(flatten)]
+    pub workload: WorkloadKey,
+    pub hosts: Vec<String>,
+    pub direct: usize,
+    pub gateway: usize,
+    pub unknown: usize,
+}
+
+/// Which workloads called which Foundry host (bounded: [`MAX_PROJECTS`]
+/// hosts × [`MAX_CALLERS_PER_HOST`]).
+#[derive(Debug, Default)]
+pub struct Callers {
+    by_host: BTreeMap<String, BTreeSet<WorkloadKey>>,
+}
+
+impl Callers {
+    /// Records that `workload` called `host` (a name as the node saw it).
+    pub fn add(&mut self, host: &str, workload: WorkloadKey) {
+        let host = host_only(host);
+        if !self.by_host.contains_key(&host) && self.by_host.len() >= MAX_PROJECTS {
+            return;
+        }
+        let set = self.by_host.entry(host).or_default();
+        if set.len() < MAX_CALLERS_PER_HOST {
+            set.insert(workload);
+        }
+    }
+
+    /// Per workload, the routes of the audited agents on the hosts it called.
+    pub fn join<'a>(&self, rows: impl Iterator<Item = &'a Row>) -> Vec<WorkloadAgents> {
+        let mut by_host: HashMap<String, [usize; 3]> = HashMap::new();
+        for r in rows {
+            let authority = r.project.split('/').next().unwrap_or_default();
+            let counts = by_host.entry(host_only(authority)).or_default();
+            counts[match r.route {
+                Route::Direct => 0,
+                Route::Gateway => 1,
+                Route::Unknown => 2,
+            }] += 1;
+        }
+        let mut out: BTreeMap<WorkloadKey, WorkloadAgents> = BTreeMap::new();
+        for (host, workloads) in &self.by_host {
+            let Some(counts) = by_host.get(host) else {
+                continue;
+            };
+            for w in workloads {
+                let e = out.entry(w.clone()).or_insert_with(|| WorkloadAgents {
+                    workload: w.clone(),
+                    ..Default::default()
+                });
+                e.hosts.push(host.clone());
+                e.direct += counts[0];
+                e.gateway += counts[1];
+                e.unknown += counts[2];
+            }
+        }
+        out.into_values().collect()
+    }
+}
+
+/// `host[:port]` → lower-case host without port or trailing dot.
+fn host_only(name: &str) -> String {
+    name.rsplit_once(':')
+        .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(name, |(h, _)| h)
+        .trim_end_matches('.')
+        .to_ascii_lowercase()
+}
+
 /// (project, agent, model, route) of one `gatewatch_agent_models` series.
 pub type SeriesKey = (String, String, String, Route);
 
@@ -285,5 +373,45 @@ mod tests {
             DEFAULT_INTERVAL,
         );
         assert_eq!(state.rows().count(), 0);
+    }
+
+    #[test]
+    fn workloads_are_joined_to_the_agents_of_the_hosts_they_called() {
+        let mut callers = Callers::default();
+        let bot = WorkloadKey {
+            namespace: "team-a".into(),
+            pod: "bot".into(),
+            ..Default::default()
+        };
+        callers.add("Contoso.services.ai.azure.com:443", bot.clone());
+        callers.add("other.services.ai.azure.com", WorkloadKey::default());
+        let rows = [
+            row("contoso.services.ai.azure.com/_project", "a", Route::Direct),
+            row("contoso.services.ai.azure.com/sales", "b", Route::Gateway),
+            row(
+                "fabrikam.services.ai.azure.com/_project",
+                "c",
+                Route::Direct,
+            ),
+        ];
+        let joined = callers.join(rows.iter());
+        assert_eq!(joined.len(), 1, "no audit for the other host: {joined:?}");
+        assert_eq!(joined[0].workload, bot);
+        assert_eq!((joined[0].direct, joined[0].gateway), (1, 1));
+        assert_eq!(joined[0].hosts, ["contoso.services.ai.azure.com"]);
+    }
+
+    #[test]
+    fn callers_are_bounded_per_host() {
+        let mut callers = Callers::default();
+        for i in 0..MAX_CALLERS_PER_HOST + 10 {
+            let w = WorkloadKey {
+                pod: format!("p{i}"),
+                ..Default::default()
+            };
+            callers.add("a.services.ai.azure.com", w);
+        }
+        let rows = [row("a.services.ai.azure.com/_project", "x", Route::Direct)];
+        assert_eq!(callers.join(rows.iter()).len(), MAX_CALLERS_PER_HOST);
     }
 }

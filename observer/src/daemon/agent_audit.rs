@@ -18,13 +18,13 @@ use super::config::Config;
 use crate::{
     agents::{
         self,
-        audit::{AuditState, ProjectSet, is_foundry_host, series},
+        audit::{AuditState, Callers, ProjectSet, WorkloadKey, is_foundry_host, series},
         credential::TokenProvider,
         endpoint::ProjectEndpoint,
         http::Http,
     },
     cli::agents::is_model_host,
-    outputs::{FlowLog, Metrics},
+    outputs::AppState,
 };
 
 /// How soon a project first seen in traffic is audited: new hosts arriving
@@ -35,8 +35,7 @@ const FIRST_SIGHTING_DELAY: Duration = Duration::from_secs(5);
 /// be read or a half-configured credential fails here, before attaching.
 pub fn spawn(
     cfg: &Config,
-    metrics: Arc<Metrics>,
-    log: &FlowLog,
+    api: Arc<AppState>,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Option<JoinHandle<()>>> {
     if !cfg.agent_audit {
@@ -51,7 +50,8 @@ pub fn spawn(
         creds: Some(creds),
         interval: cfg.agents.interval,
         series_cap: cfg.label_cap,
-        metrics,
+        callers: Callers::default(),
+        api: api.clone(),
         last_error: HashMap::new(),
     };
     log::info!(
@@ -59,7 +59,7 @@ pub fn spawn(
         cfg.agents.projects.len(),
         cfg.agents.interval.as_secs()
     );
-    Ok(Some(tokio::spawn(auditor.run(log.subscribe(), stop))))
+    Ok(Some(tokio::spawn(auditor.run(api.log.subscribe(), stop))))
 }
 
 struct Auditor {
@@ -70,7 +70,10 @@ struct Auditor {
     creds: Option<TokenProvider>,
     interval: Duration,
     series_cap: usize,
-    metrics: Arc<Metrics>,
+    /// Which workloads called which Foundry host, for `top`'s marker.
+    callers: Callers,
+    /// The metrics and the API's agent_workloads, both rebuilt each round.
+    api: Arc<AppState>,
     /// The last error logged per project, so a failing project logs once
     /// per distinct message, not every round.
     last_error: HashMap<String, String>,
@@ -90,7 +93,16 @@ impl Auditor {
                 flow = flows.recv() => match flow {
                     Ok(flow) => {
                         let Some(name) = flow.name.as_deref() else { continue };
-                        if is_foundry_host(name) && self.set.observe_host(name) {
+                        if !is_foundry_host(name) {
+                            continue;
+                        }
+                        self.callers.add(name, WorkloadKey {
+                            namespace: flow.workload.namespace.clone(),
+                            pod: flow.workload.pod.clone(),
+                            container: flow.workload.container.clone(),
+                            process: flow.process.clone(),
+                        });
+                        if self.set.observe_host(name) {
                             log::info!("--agent-audit: {name} seen in traffic; auditing its projects");
                             next = next.min(tokio::time::Instant::now() + FIRST_SIGHTING_DELAY);
                         }
@@ -140,12 +152,19 @@ impl Auditor {
             self.record(&project.label(), outcome, now);
         }
         self.state.expire(now, self.interval);
-        self.metrics
+        self.api
+            .metrics
             .agent_models(&series(self.state.rows(), self.series_cap));
+        let joined = self.callers.join(self.state.rows());
+        *self
+            .api
+            .agent_workloads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = joined;
     }
 
     fn record(&mut self, label: &str, outcome: Result<agents::Report, String>, now: Instant) {
-        let audits = &self.metrics.agent_audits;
+        let audits = &self.api.metrics.agent_audits;
         match outcome {
             Ok(report) => {
                 audits.with_label_values(&[label, "ok"]).inc();

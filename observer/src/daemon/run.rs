@@ -48,7 +48,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let kube = kube_api(&cfg).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     // Before attaching too: a bad CA file or credential setting fails early.
-    let agent_audit = agent_audit::spawn(&cfg, metrics.clone(), &log, stop_rx.clone())?;
+    let agent_audit = agent_audit::spawn(&cfg, state.clone(), stop_rx.clone())?;
     let mut pipeline = Pipeline::attach(&cfg, kube.as_ref(), Outputs::new(metrics, log))?;
 
     let server = {
