@@ -29,10 +29,21 @@ pub mod verdict;
 pub mod wire;
 
 use client::{ApiError, ProjectClient};
+
+use crate::classification::{Catalog, Kind};
 use credential::TokenProvider;
 use endpoint::ProjectEndpoint;
 use http::Http;
 use verdict::Row;
+
+/// Whether the built-in catalogue calls `host` a model endpoint (kind
+/// `model` or `mixed`): a gateway connection whose target is one (e.g.
+/// another Foundry resource) is a direct route, whatever its category says.
+pub fn catalogue_model_host(host: &str) -> bool {
+    Catalog::builtin()
+        .lookup(host, 443)
+        .is_some_and(|(e, _)| matches!(e.kind, Kind::Model | Kind::Mixed))
+}
 
 /// The result of auditing one project.
 #[derive(Debug)]
@@ -64,4 +75,17 @@ pub fn audit_project(
         rows,
         notes: inv.notes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalogue_model_hosts_include_foundry_and_azure_openai_but_not_gateways() {
+        assert!(catalogue_model_host("other.services.ai.azure.com"));
+        assert!(catalogue_model_host("contoso.openai.azure.com"));
+        assert!(!catalogue_model_host("contoso-apim.azure-api.net"));
+        assert!(!catalogue_model_host("llm-gateway.contoso.example"));
+    }
 }

@@ -8,7 +8,6 @@ use clap::Args;
 use super::flows::Output;
 use crate::{
     agents::{self, credential::TokenProvider, http::Http, output},
-    classification::{Catalog, Kind},
     daemon::{config::AgentSettings, settings::Settings},
 };
 
@@ -56,14 +55,6 @@ impl AgentsArgs {
     }
 }
 
-/// Whether the catalogue calls `host` a model endpoint: a connection whose
-/// target is one is a direct route, whatever its category says.
-pub fn is_model_host(host: &str) -> bool {
-    Catalog::builtin()
-        .lookup(host, 443)
-        .is_some_and(|(e, _)| matches!(e.kind, Kind::Model | Kind::Mixed))
-}
-
 pub fn run(args: &AgentsArgs) -> anyhow::Result<ExitCode> {
     let s = args.settings()?;
     anyhow::ensure!(
@@ -75,7 +66,7 @@ pub fn run(args: &AgentsArgs) -> anyhow::Result<ExitCode> {
     let mut rows = Vec::new();
     let mut failed = false;
     for p in &s.projects {
-        match agents::audit_project(&http, &mut creds, p, &is_model_host) {
+        match agents::audit_project(&http, &mut creds, p, &agents::catalogue_model_host) {
             Ok(report) => {
                 for n in report.notes {
                     eprintln!("gatewatch: note: {}: {n}", p.label());

@@ -23,7 +23,6 @@ use crate::{
         endpoint::ProjectEndpoint,
         http::Http,
     },
-    cli::agents::is_model_host,
     outputs::AppState,
 };
 
@@ -131,8 +130,9 @@ impl Auditor {
             let outcomes: Vec<Outcome> = projects
                 .into_iter()
                 .map(|p| {
-                    let r = agents::audit_project(&http, &mut creds, &p, &is_model_host)
-                        .map_err(|e| e.to_string());
+                    let r =
+                        agents::audit_project(&http, &mut creds, &p, &agents::catalogue_model_host)
+                            .map_err(|e| e.to_string());
                     (p, r)
                 })
                 .collect();
