@@ -8,12 +8,16 @@
 //! - [`classification`]: its route (gateway, direct, gateway_upstream, agent_platform, other);
 //! - [`flows`]: one record per connection, joined by socket cookie, followed to its close;
 //! - [`outputs`]: Prometheus metrics, the flow log and the JSON API;
+//! - [`agents`]: an extra output joining cloud facts: how the Foundry
+//!   agents a workload calls reach their models (gateway or direct), from
+//!   the project's API (`gatewatch agents`, `run --agent-audit`);
 //! - [`cli`]: the commands that start the daemon and read its API.
 //!
-//! [`daemon`] wires the stages together. Everything but `capture` and the
-//! daemon works on values, never on sockets, so it is unit-tested and
+//! [`daemon`] wires the stages together. Everything but `capture`, the
+//! daemon and the agents' HTTP client works on values, never on sockets, so it is unit-tested and
 //! fuzzed without privileges.
 
+pub mod agents;
 pub mod capture;
 pub mod classification;
 pub mod cli;

@@ -247,6 +247,11 @@ impl Gatewatch {
     /// Starts gatewatch attached to `cgroup` with extra `args` and waits
     /// until /readyz answers 200.
     pub fn start(cgroup: &TestCgroup, args: &[&str]) -> Self {
+        Self::start_with_env(cgroup, args, &[])
+    }
+
+    /// As [`Gatewatch::start`], with extra environment variables.
+    pub fn start_with_env(cgroup: &TestCgroup, args: &[&str], env: &[(&str, &str)]) -> Self {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
         let log = std::env::temp_dir().join(format!("{}.log", unique("log")));
         let log_file = std::fs::File::create(&log).expect("create log file");
@@ -262,6 +267,7 @@ impl Gatewatch {
             ])
             .args(args)
             .env("GATEWATCH_LOG_LEVEL", "debug")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()

@@ -1,5 +1,6 @@
-//! Command line: `gatewatch run | flows | top | classify | catalog |
-//! check-config | version | completions`.
+//! Command line: `gatewatch run | flows | top | agents | classify | catalog
+//! | check-config | version | completions`.
+pub mod agents;
 mod client;
 mod flows;
 mod top;
@@ -36,6 +37,10 @@ pub enum Command {
     ///
     /// Example: gatewatch top --addr http://10.0.0.5:9464
     Top(top::TopArgs),
+    /// A Foundry project's agents and whether their model calls go through the AI gateway (asks the project's API; Azure AI User role).
+    ///
+    /// Example: gatewatch agents --project-endpoint https://contoso.services.ai.azure.com/api/projects/sales
+    Agents(agents::AgentsArgs),
     /// Validate a config file; exits non-zero naming the bad field.
     ///
     /// Example: gatewatch check-config /etc/gatewatch/config.toml
@@ -158,6 +163,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Flows(args) => flows::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Top(args) => top::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Agents(args) => agents::run(&args),
         Command::Completions { shell } => {
             use clap::CommandFactory as _;
             clap_complete::generate(

@@ -1,6 +1,6 @@
 //! `gatewatch top`: a refreshing per-workload summary, most direct first.
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     io::Write as _,
     time::{Duration, Instant},
 };
@@ -16,7 +16,32 @@ use super::{
     flows::Output,
     view,
 };
-use crate::outputs::flow_log::{FlowFilter, SummaryKey, SummaryRow};
+use crate::{
+    agents::audit::{WorkloadAgents, WorkloadKey},
+    outputs::flow_log::{FlowFilter, SummaryKey, SummaryRow},
+};
+
+/// The workloads to mark: those calling a Foundry resource where an audited
+/// agent routes its model calls direct. Empty when the daemon runs without
+/// `--agent-audit` or predates it (404): the marker is optional.
+fn direct_agent_workloads(client: &Client) -> HashSet<WorkloadKey> {
+    client
+        .get::<Vec<WorkloadAgents>>("/api/v1/agents/workloads", &FlowFilter::default())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|w| w.direct > 0)
+        .map(|w| w.workload)
+        .collect()
+}
+
+fn workload_of(key: &SummaryKey) -> WorkloadKey {
+    WorkloadKey {
+        namespace: key.namespace.clone(),
+        pod: key.pod.clone(),
+        container: key.container.clone(),
+        process: key.process.clone(),
+    }
+}
 
 #[derive(Debug, Args)]
 pub struct TopArgs {
@@ -69,10 +94,12 @@ fn increase(now: u64, before: Option<u64>) -> u64 {
 }
 
 /// Lines of one frame; rates are per second since `prev` (totals when none).
+/// Workloads in `marked` get a `!` before their name.
 pub fn frame(
     rows: &[SummaryRow],
     prev: Option<(&HashMap<SummaryKey, SummaryRow>, f64)>,
     max_rows: usize,
+    marked: &HashSet<WorkloadKey>,
 ) -> Vec<String> {
     let shares = direct_shares(rows);
     let mut lines: Vec<(f64, f64, String)> = rows
@@ -101,7 +128,8 @@ pub fn frame(
                 .copied()
                 .unwrap_or(0.0);
             let direct = if r.key.route == "direct" { conn } else { 0.0 };
-            (direct, conn, view::top_line(r, conn, bytes, share))
+            let mark = marked.contains(&workload_of(&r.key));
+            (direct, conn, view::top_line(r, conn, bytes, share, mark))
         })
         .collect();
     // Most direct traffic first, then busiest.
@@ -155,7 +183,7 @@ pub fn run(args: &TopArgs) -> anyhow::Result<()> {
             Output::Json => rows
                 .iter()
                 .try_for_each(|r| serde_json::to_string(r).map(|l| println!("{l}")))?,
-            Output::Table => frame(&rows, None, args.rows)
+            Output::Table => frame(&rows, None, args.rows, &direct_agent_workloads(&client))
                 .iter()
                 .for_each(|l| println!("{l}")),
         }
@@ -177,10 +205,11 @@ pub fn run(args: &TopArgs) -> anyhow::Result<()> {
         // Raw mode: explicit carriage returns; clear and home the cursor each frame.
         write!(
             out,
-            "\x1b[H\x1b[2Jgatewatch top  {}  every {:.1}s  (q to quit)\r\n\r\n",
+            "\x1b[H\x1b[2Jgatewatch top  {}  every {:.1}s  (q to quit; ! = its Foundry agents route direct)\r\n\r\n",
             args.addr, args.interval
         )?;
-        for line in frame(&rows, Some((&prev, secs)), args.rows) {
+        let marked = direct_agent_workloads(&client);
+        for line in frame(&rows, Some((&prev, secs)), args.rows, &marked) {
             write!(out, "{line}\r\n")?;
         }
         out.flush()?;
@@ -214,7 +243,7 @@ mod tests {
             row("leaky", "direct", 3),
             row("leaky", "gateway", 1),
         ];
-        let lines = frame(&rows, None, 10);
+        let lines = frame(&rows, None, 10, &HashSet::new());
         assert_eq!(lines[0], view::TOP_HEADER);
         assert!(
             lines[1].starts_with("leaky/p/c")
@@ -235,8 +264,23 @@ mod tests {
             .into_iter()
             .map(|r| (r.key.clone(), r))
             .collect();
-        let lines = frame(&[row("a", "direct", 30)], Some((&before, 2.0)), 10);
+        let lines = frame(
+            &[row("a", "direct", 30)],
+            Some((&before, 2.0)),
+            10,
+            &HashSet::new(),
+        );
         assert!(lines[1].contains("  10.0 "), "{lines:#?}");
+    }
+
+    #[test]
+    fn workloads_whose_agents_route_direct_are_marked() {
+        let rows = vec![row("agents", "direct", 2), row("plain", "direct", 1)];
+        let marked = HashSet::from([workload_of(&rows[0].key)]);
+        let lines = frame(&rows, None, 10, &marked);
+        assert!(lines[1].starts_with("!agents/p/c"), "{lines:#?}");
+        assert!(lines[2].starts_with("plain/p/c"), "{lines:#?}");
+        assert!(lines.iter().all(|l| l.len() <= 80), "{lines:#?}");
     }
 
     #[test]
@@ -250,7 +294,7 @@ mod tests {
         let mut now = row("a", "direct", 8);
         now.bytes_sent = 4096;
         now.bytes_received = 20;
-        let lines = frame(&[now], Some((&before, 2.0)), 10);
+        let lines = frame(&[now], Some((&before, 2.0)), 10, &HashSet::new());
         // 8 connections and 4096 + (20 - 10) bytes over 2 seconds.
         assert!(lines[1].contains("   4.0 "), "{lines:#?}");
         assert!(lines[1].contains(&view::bytes(2053)), "{lines:#?}");

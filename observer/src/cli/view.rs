@@ -111,14 +111,20 @@ pub fn flow_line(f: &FlowRecord) -> String {
 pub const TOP_HEADER: &str =
     "WORKLOAD             PROCESS  ROUTE   PROVIDER   CONN/S BYTES/S ACTIVE DIRECT%";
 
-/// One summary row with rates over the refresh interval, in 80 columns.
-pub fn top_line(row: &SummaryRow, conn_rate: f64, byte_rate: f64, direct_share: f64) -> String {
+/// One summary row with rates over the refresh interval, in 80 columns;
+/// `marked` puts a `!` before the workload (its Foundry agents route direct).
+pub fn top_line(
+    row: &SummaryRow,
+    conn_rate: f64,
+    byte_rate: f64,
+    direct_share: f64,
+    marked: bool,
+) -> String {
+    let name = workload(&row.key.namespace, &row.key.pod, &row.key.container);
+    let name = if marked { format!("!{name}") } else { name };
     format!(
         "{} {} {} {} {:>6.1} {:>7} {:>6} {:>6.0}%",
-        fit(
-            &workload(&row.key.namespace, &row.key.pod, &row.key.container),
-            20
-        ),
+        fit(&name, 20),
         fit(&row.key.process, 8),
         fit(short_route(&row.key.route), 7),
         fit(

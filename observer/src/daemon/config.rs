@@ -5,6 +5,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 pub use super::settings::ConfigError;
 use super::settings::{NamedPatterns, Settings};
 use crate::{
+    agents::{audit::MIN_INTERVAL, credential::Mode, endpoint::ProjectEndpoint, http::Roots},
     classification::{HostPattern, Kind, Pattern, Rule},
     workload::{GatewaySelector, WorkloadConfig},
 };
@@ -44,6 +45,64 @@ pub struct Config {
     pub node_name: Option<String>,
     pub log_level: log::LevelFilter,
     pub ebpf_debug: bool,
+    /// `--agent-audit`: audit Foundry agents on an interval.
+    pub agent_audit: bool,
+    /// What the agent audit (and `gatewatch agents`) reads and how.
+    pub agents: AgentSettings,
+}
+
+/// The agent audit's settings, checked: shared by `run --agent-audit` and
+/// `gatewatch agents`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentSettings {
+    /// The configured projects, the file's first, without duplicates.
+    pub projects: Vec<ProjectEndpoint>,
+    pub interval: Duration,
+    pub roots: Roots,
+    pub credential: Mode,
+}
+
+impl AgentSettings {
+    /// Checks the agent settings of the file and the flags over the defaults.
+    pub fn build(file: &Settings, flags: &Settings) -> Result<Self, ConfigError> {
+        let s = Settings::defaults()
+            .overlaid_with(file)
+            .overlaid_with(flags);
+        let mut projects: Vec<ProjectEndpoint> = Vec::new();
+        for (layer, list) in [(Layer::File, file), (Layer::Flags, flags)] {
+            for (i, text) in list.project_endpoints.iter().enumerate() {
+                let endpoint = ProjectEndpoint::parse(text).map_err(|e| {
+                    field_error(
+                        layer.field("project_endpoints", "--project-endpoint", i),
+                        e.to_string(),
+                    )
+                })?;
+                if !projects.contains(&endpoint) {
+                    projects.push(endpoint);
+                }
+            }
+        }
+        let secs = s.agent_audit_interval_secs.unwrap_or_default();
+        let interval = Duration::from_secs(secs);
+        if interval < MIN_INTERVAL {
+            return Err(field_error(
+                "agent_audit_interval_secs",
+                format!(
+                    "{secs} is too short: at least {} seconds",
+                    MIN_INTERVAL.as_secs()
+                ),
+            ));
+        }
+        Ok(AgentSettings {
+            projects,
+            interval,
+            roots: s
+                .azure_ca_file
+                .clone()
+                .map_or(Roots::Platform, Roots::PemFile),
+            credential: s.azure_credential.unwrap_or_default(),
+        })
+    }
 }
 
 impl Config {
@@ -85,6 +144,7 @@ impl Config {
             ));
         }
         let defaults = WorkloadConfig::default();
+        let agents = AgentSettings::build(file, flags)?;
         Ok(Config {
             metrics_addr,
             cgroup: s.cgroup.clone(),
@@ -117,6 +177,8 @@ impl Config {
             node_name,
             log_level,
             ebpf_debug: or_default(s.ebpf_debug),
+            agent_audit: or_default(s.agent_audit),
+            agents,
             settings: s,
         })
     }
@@ -498,5 +560,37 @@ patterns = ["127.0.0.2:443", "[::1]:443"]
         )
         .expect_err("bad kind");
         assert!(err.to_string().contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn agent_audit_settings_are_checked_by_field() {
+        let c = build(
+            "project_endpoints = [\"https://a.services.ai.azure.com/api/projects/sales\"]\n",
+            Settings {
+                agent_audit: Some(true),
+                project_endpoints: vec![
+                    "https://a.services.ai.azure.com/api/projects/sales".into(),
+                    "https://b.services.ai.azure.com/api/projects/ops".into(),
+                ],
+                ..Default::default()
+            },
+        )
+        .expect("valid");
+        assert!(c.agent_audit);
+        assert_eq!(c.agents.projects.len(), 2, "duplicates are dropped");
+        assert_eq!(c.agents.interval, crate::agents::audit::DEFAULT_INTERVAL);
+        assert_eq!(c.agents.credential, Mode::Auto);
+        let err = build(
+            "project_endpoints = [\"http://a.services.ai.azure.com/api/projects/p\"]\n",
+            Settings::default(),
+        )
+        .expect_err("http");
+        assert!(
+            err.to_string().starts_with("project_endpoints[0]:"),
+            "{err}"
+        );
+        let err = build("agent_audit_interval_secs = 5\n", Settings::default()).expect_err("short");
+        assert!(err.to_string().contains("at least 30"), "{err}");
+        assert!(!build("", Settings::default()).unwrap().agent_audit);
     }
 }

@@ -12,7 +12,7 @@ use tokio::{
     time::{Instant, MissedTickBehavior, interval},
 };
 
-use super::config::Config;
+use super::{agent_audit, config::Config};
 use crate::{
     capture::{
         LoadOptions, Probes,
@@ -47,9 +47,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     })?;
     // Before attaching too: a client that cannot be configured fails early.
     let kube = kube_api(&cfg).await?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    // Before attaching too: a bad CA file or credential setting fails early.
+    let agent_audit = agent_audit::spawn(&cfg, state.clone(), stop_rx.clone())?;
     let mut pipeline = Pipeline::attach(&cfg, kube.as_ref(), Outputs::new(metrics, log))?;
 
-    let (stop_tx, stop_rx) = watch::channel(false);
     let server = {
         let mut stop = stop_rx.clone();
         tokio::spawn(api::serve(listener, state.clone(), async move {
@@ -62,6 +64,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     state.ready.store(false, Ordering::Release);
     pipeline.detach();
     let _ = stop_tx.send(true);
+    // An audit round in flight is not waited for: its requests end by
+    // their own timeouts.
+    if let Some(task) = agent_audit {
+        task.abort();
+    }
     server
         .await
         .context("HTTP server task failed")?

@@ -12,8 +12,10 @@ use clap::{Args, builder::BoolishValueParser};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::classification::Kind;
+use crate::{agents::credential::Mode, classification::Kind};
 
+/// Default of `agent_audit_interval_secs`.
+pub const DEFAULT_AGENT_AUDIT_SECS: u64 = crate::agents::audit::DEFAULT_INTERVAL.as_secs();
 /// Default of `metrics_addr`.
 pub const DEFAULT_METRICS_ADDR: &str = "0.0.0.0:9464";
 /// How long a new connection waits for its TLS SNI or HTTP Host before it
@@ -151,6 +153,32 @@ pub struct Settings {
     /// Also forward the kernel programs' debug log lines (costly; for debugging) [default: false].
     #[arg(long, env = "GATEWATCH_EBPF_DEBUG", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub ebpf_debug: Option<bool>,
+    /// Audit Foundry agents on an interval: the --project-endpoint projects and the default project of each Foundry resource seen in traffic; exports gatewatch_agent_models. Needs an Azure credential (README: agents) [default: false].
+    #[arg(long, env = "GATEWATCH_AGENT_AUDIT", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub agent_audit: Option<bool>,
+    /// A Foundry project endpoint, https://<resource>.services.ai.azure.com/api/projects/<project>, for --agent-audit and `gatewatch agents`. Repeatable.
+    #[arg(
+        long = "project-endpoint",
+        env = "GATEWATCH_PROJECT_ENDPOINT",
+        value_delimiter = ',',
+        value_name = "URL"
+    )]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub project_endpoints: Vec<String>,
+    /// Seconds between agent audits, at least 30 [default: 300].
+    #[arg(long, env = "GATEWATCH_AGENT_AUDIT_INTERVAL_SECS", value_name = "SECS")]
+    pub agent_audit_interval_secs: Option<u64>,
+    /// Trust only the CA certificates in this PEM file for the Foundry API and token endpoints [default: the system store; SSL_CERT_FILE is honoured].
+    #[arg(long, env = "GATEWATCH_AZURE_CA_FILE", value_name = "PEM")]
+    pub azure_ca_file: Option<PathBuf>,
+    /// Azure credential for the agent audit: auto (first configured of GATEWATCH_AZURE_TOKEN, workload identity, App Service identity, else IMDS), token, workload-identity, managed-identity [default: auto].
+    #[arg(
+        long,
+        env = "GATEWATCH_AZURE_CREDENTIAL",
+        value_enum,
+        value_name = "MODE"
+    )]
+    pub azure_credential: Option<Mode>,
     /// `[[gateways]]` tables: a name and its patterns (file only).
     #[arg(skip)]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -185,6 +213,9 @@ impl Settings {
             kube_api: Some(false),
             log_level: Some("info".to_owned()),
             ebpf_debug: Some(false),
+            agent_audit: Some(false),
+            agent_audit_interval_secs: Some(DEFAULT_AGENT_AUDIT_SECS),
+            azure_credential: Some(Mode::Auto),
             ..Settings::default()
         }
     }

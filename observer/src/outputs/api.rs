@@ -4,7 +4,7 @@
 use std::{
     convert::Infallible,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
 };
@@ -20,6 +20,7 @@ use axum::{
 use tokio::{net::TcpListener, sync::broadcast::error::RecvError};
 
 use super::{
+    super::agents::audit::WorkloadAgents,
     flow_log::{FlowFilter, FlowLog},
     metrics::Metrics,
 };
@@ -31,6 +32,9 @@ pub struct AppState {
     pub config: serde_json::Value,
     /// Programs attached and the ring buffer being read.
     pub ready: AtomicBool,
+    /// `--agent-audit`: per workload, the routes of the audited agents on
+    /// the Foundry hosts it called; replaced after each audit round.
+    pub agent_workloads: Mutex<Vec<WorkloadAgents>>,
 }
 
 impl AppState {
@@ -40,6 +44,7 @@ impl AppState {
             log,
             config,
             ready: AtomicBool::new(false),
+            agent_workloads: Mutex::new(Vec::new()),
         }
     }
 }
@@ -53,6 +58,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/flows/stream", get(stream))
         .route("/api/v1/summary", get(summary))
         .route("/api/v1/config", get(config))
+        .route("/api/v1/agents/workloads", get(agent_workloads))
         .with_state(state)
 }
 
@@ -121,6 +127,16 @@ async fn stream(
 /// `GET /api/v1/summary`: per workload × route × provider totals, most direct first.
 async fn summary(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     Json(state.log.summary())
+}
+
+/// `GET /api/v1/agents/workloads`: empty unless `--agent-audit` is on.
+async fn agent_workloads(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    let rows = state
+        .agent_workloads
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    Json(rows)
 }
 
 async fn config(State(state): State<Arc<AppState>>) -> impl IntoResponse {

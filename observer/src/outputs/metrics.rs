@@ -5,13 +5,18 @@
 //! and the workload labels are capped per label
 //! ([`crate::flows::labels::LabelCaps`]) with overflow folded into
 //! `_other`; connections on route `other` carry no endpoint unless
-//! `record_other_endpoints` is on.
+//! `record_other_endpoints` is on. The agent audit's `project`, `agent` and
+//! `model` are capped together: at most `label_cap` series, the rest folded
+//! into `_other` per project and route ([`crate::agents::audit::series`]).
 use prometheus::{
     Encoder as _, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
     TextEncoder, core::Collector,
 };
 
+use std::collections::BTreeMap;
+
 use crate::{
+    agents::audit::SeriesKey,
     capture::{Event, ring::KERNEL_DROP_SOURCES},
     classification::Route,
     flows::{FLOW_LABELS, FlowEnd, FlowLabels, labels::CAPPED_LABELS, lifecycle::FAILURE_REASONS},
@@ -48,6 +53,9 @@ pub struct Metrics {
     pub dropped: IntCounterVec,
     pub parse_errors: IntCounterVec,
     pub label_overflow: IntCounterVec,
+    /// `--agent-audit`: Foundry agents by the route of their model calls.
+    pub agent_models: IntGaugeVec,
+    pub agent_audits: IntCounterVec,
 }
 
 /// FLOW labels after `first`, for metrics that qualify a flow.
@@ -150,6 +158,18 @@ impl Metrics {
                 "gatewatch_label_values_folded_total",
                 "Label values folded into _other because the label reached its cap.",
                 &["label"],
+            ),
+            agent_models: gauge(
+                &r,
+                "gatewatch_agent_models",
+                "Foundry agents (--agent-audit) by project, agent, configured model and route of their model calls (gateway, direct, unknown).",
+                &["project", "agent", "model", "route"],
+            ),
+            agent_audits: counter(
+                &r,
+                "gatewatch_agent_audits_total",
+                "Agent audits (--agent-audit) by project and outcome (ok, error).",
+                &["project", "outcome"],
             ),
             registry: r,
             connections,
@@ -265,6 +285,17 @@ impl Metrics {
         self.active.with_label_values(&labels.values()).add(delta);
     }
 
+    /// Replaces every `gatewatch_agent_models` series with `series`: agents
+    /// and projects that are gone disappear at the next audit.
+    pub fn agent_models(&self, series: &BTreeMap<SeriesKey, i64>) {
+        self.agent_models.reset();
+        for ((project, agent, model, route), n) in series {
+            self.agent_models
+                .with_label_values(&[project, agent, model, route.as_str()])
+                .set(*n);
+        }
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = Vec::new();
@@ -305,5 +336,22 @@ mod tests {
             text.contains(r#"gatewatch_connections_total{container="",endpoint="api.openai.com:443",name_source="sni",namespace="",pod="",process="python3",provider="openai",route="direct"} 1"#),
             "{text}"
         );
+    }
+
+    #[test]
+    fn agent_series_of_agents_that_are_gone_disappear() {
+        use crate::agents::verdict::Route;
+        let m = Metrics::new();
+        let key = |agent: &str, route| ("p".to_owned(), agent.to_owned(), "m".to_owned(), route);
+        m.agent_models(&BTreeMap::from([(key("old", Route::Direct), 1)]));
+        m.agent_models(&BTreeMap::from([(key("new", Route::Gateway), 1)]));
+        let text = m.render();
+        assert!(
+            text.contains(
+                r#"gatewatch_agent_models{agent="new",model="m",project="p",route="gateway"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(!text.contains(r#"agent="old""#), "{text}");
     }
 }
