@@ -149,6 +149,7 @@ fn event(u: &mut Unstructured<'_>) -> Result<Event> {
                 bytes_received: u.int_in_range(0..=1 << 48)?,
                 old_state: u.int_in_range(0..=12)?,
                 total_retrans: u.arbitrary()?,
+                peer_reset: u.arbitrary()?,
             }),
         }),
     })

@@ -32,13 +32,23 @@ pub const EVENT_PAYLOAD: u32 = 2;
 pub const EVENT_DNS: u32 = 3;
 pub const EVENT_STATE: u32 = 4;
 
-/// Slots of the per-CPU drop counter: one per record kind that can be lost
-/// when the ring buffer is full.
+/// Slots of the per-CPU loss counter: one per record kind that can be lost
+/// when the ring buffer is full, then what the kernel side could not read.
 pub const DROP_CONNECT: u32 = 0;
 pub const DROP_PAYLOAD: u32 = 1;
 pub const DROP_DNS: u32 = 2;
 pub const DROP_STATE: u32 = 3;
-pub const DROP_SLOTS: u32 = 4;
+/// `bpf_skb_load_bytes` failed: the bytes of a segment were not copied.
+pub const DROP_SKB_LOAD: u32 = 4;
+/// An IPv6 packet with extension headers was not parsed (no name from it).
+pub const DROP_IPV6_EXT: u32 = 5;
+/// A ClientHello or HTTP head longer than the segment limit was cut.
+pub const DROP_HELLO_CUT: u32 = 6;
+pub const DROP_SLOTS: u32 = 7;
+
+/// Bits of `StateEvent::close_flags`.
+/// The peer sent a RST (seen by the ingress program before the close).
+pub const CLOSE_PEER_RESET: u32 = 1;
 
 pub const AF_INET: u16 = 2;
 pub const AF_INET6: u16 = 10;
@@ -159,6 +169,18 @@ pub struct StateEvent {
     pub old_state: u32,
     /// Retransmissions on this socket (SYN retransmits before a timeout).
     pub total_retrans: u32,
+    /// `CLOSE_*` bits: how the connection ended, as far as the kernel saw.
+    pub close_flags: u32,
+    pub _pad: u32,
+}
+
+/// Per-socket state of a watched TCP socket (socket-local storage).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SockState {
+    /// `CLOSE_*` bits gathered over the socket's life.
+    pub close_flags: u32,
+    pub _pad: u32,
 }
 
 /// Kernel-side capture progress of one connection (LRU map value).
@@ -177,6 +199,8 @@ pub struct CaptureState {
 mod user {
     // SAFETY: plain-old-data records with explicit padding and no pointers.
     unsafe impl aya::Pod for super::CaptureState {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::SockState {}
 }
 
 #[cfg(test)]
@@ -194,6 +218,6 @@ mod tests {
             PAYLOAD_HEADER_LEN
         );
         assert_eq!(core::mem::size_of::<PayloadEvent>() % 8, 0);
-        assert_eq!(core::mem::size_of::<StateEvent>(), 48);
+        assert_eq!(core::mem::size_of::<StateEvent>(), 56);
     }
 }

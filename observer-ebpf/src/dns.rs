@@ -1,19 +1,34 @@
-//! Ingress: DNS responses (UDP from port 53) delivered to watched sockets.
-//! Userspace learns which names the workloads resolved to which addresses.
+//! Ingress: DNS responses (UDP from port 53) delivered to watched sockets,
+//! so userspace learns which names the workloads resolved to which
+//! addresses; and RSTs from peers, so a reset connection is told from one
+//! its own client aborted.
 use aya_ebpf::{
     EbpfContext as _,
     helpers::generated::{bpf_get_socket_cookie, bpf_skb_cgroup_id},
     programs::SkBuffContext,
 };
-use observer_common::{DROP_DNS, EVENT_DNS, IPPROTO_UDP};
+use observer_common::{CLOSE_PEER_RESET, DROP_DNS, EVENT_DNS, IPPROTO_TCP, IPPROTO_UDP};
 
-use crate::{net::l4_offset, payload::emit};
+use crate::{maps::sock_state, net::l4_offset_any, payload::emit};
 
 const DNS_PORT: u16 = 53;
 const UDP_HDR_LEN: usize = 8;
 
+const TCP_FLAGS_OFFSET: usize = 13;
+const TCP_RST: u8 = 0x04;
+
 pub fn try_ingress(ctx: &SkBuffContext) -> Result<(), i64> {
-    let l4 = l4_offset(ctx, IPPROTO_UDP).ok_or(0)?;
+    let (proto, l4) = l4_offset_any(ctx).ok_or(0)?;
+    if proto == IPPROTO_TCP {
+        let flags: u8 = ctx.load(l4 + TCP_FLAGS_OFFSET)?;
+        if flags & TCP_RST != 0 {
+            note_peer_reset(ctx);
+        }
+        return Ok(());
+    }
+    if proto != IPPROTO_UDP {
+        return Ok(());
+    }
     let sport = u16::from_be(ctx.load::<u16>(l4)?);
     if sport != DNS_PORT {
         return Ok(());
@@ -39,4 +54,16 @@ pub fn try_ingress(ctx: &SkBuffContext) -> Result<(), i64> {
         DROP_DNS,
     );
     Ok(())
+}
+
+/// Marks the receiving socket as reset by its peer; read when it closes.
+#[inline(always)]
+fn note_peer_reset(ctx: &SkBuffContext) {
+    // SAFETY: reading a field of the program's own context.
+    let sk = unsafe { (*ctx.skb.skb).__bindgen_anon_2.sk };
+    let state = sock_state(sk, true);
+    if !state.is_null() {
+        // SAFETY: socket-local storage of this socket, valid for the run.
+        unsafe { (*state).close_flags |= CLOSE_PEER_RESET };
+    }
 }

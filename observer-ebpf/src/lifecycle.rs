@@ -14,7 +14,7 @@ use observer_common::{
     DROP_STATE, EVENT_STATE, STATE_CLOSED, STATE_ESTABLISHED, StateEvent, TCP_CLOSE,
 };
 
-use crate::maps::{CAPTURE, EVENTS, count_drop, submit_flags};
+use crate::maps::{CAPTURE, EVENTS, count_drop, sock_state, submit_flags};
 
 pub fn try_sock_ops(ctx: &SockOpsContext) -> Result<(), i64> {
     match ctx.op() {
@@ -45,6 +45,14 @@ fn emit(ctx: &SockOpsContext, state: u32, old_state: u32) {
     // SAFETY: reading fields of the program's own context; these callbacks
     // run on full sockets, where the byte counters are valid.
     let ops = unsafe { &*ctx.ops };
+    // SAFETY: as above.
+    let sock = sock_state(unsafe { ops.__bindgen_anon_2.sk }, false);
+    let close_flags = if sock.is_null() {
+        0
+    } else {
+        // SAFETY: socket-local storage of this socket, valid for the run.
+        unsafe { (*sock).close_flags }
+    };
     entry.write(StateEvent {
         kind: EVENT_STATE,
         state,
@@ -54,6 +62,8 @@ fn emit(ctx: &SockOpsContext, state: u32, old_state: u32) {
         bytes_received: ops.bytes_received,
         old_state,
         total_retrans: ops.total_retrans,
+        close_flags,
+        _pad: 0,
     });
     entry.submit(submit_flags());
 }

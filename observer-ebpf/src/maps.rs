@@ -1,11 +1,13 @@
 //! Maps and load-time globals shared by the programs.
 use aya_ebpf::{
     Global,
-    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
-    macros::map,
+    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, bpf_sock},
+    btf_maps::SkStorage,
+    helpers::generated::bpf_sk_storage_get,
+    macros::{btf_map, map},
     maps::{LruHashMap, PerCpuArray, RingBuf},
 };
-use observer_common::{CAPTURE_FLOWS_MAX, CaptureState, DROP_SLOTS, PayloadEvent, RING_BUF_BYTES};
+use observer_common::{CAPTURE_FLOWS_MAX, CaptureState, DROP_SLOTS, RING_BUF_BYTES, SockState};
 
 /// Every record for userspace, in arrival order.
 #[map]
@@ -23,10 +25,28 @@ pub static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(DROP_SLOTS, 0
 pub static CAPTURE: LruHashMap<u64, CaptureState> =
     LruHashMap::with_max_entries(CAPTURE_FLOWS_MAX, 0);
 
-/// Per-CPU room to build a payload record before copying just its used
-/// part into `EVENTS` (records are too large for the 512-byte stack).
-#[map]
-pub static SCRATCH: PerCpuArray<PayloadEvent> = PerCpuArray::with_max_entries(1, 0);
+/// What a watched socket's life showed (e.g. a RST from its peer), read at
+/// its close. Created only when there is something to keep (a RST is rare),
+/// freed with the socket: nothing to evict, nothing to leak.
+#[btf_map]
+pub static SOCKS: SkStorage<SockState> = SkStorage::new();
+
+/// The socket-local state of `sk`, created when `create`; null when there
+/// is none (or no memory for it).
+#[inline(always)]
+pub fn sock_state(sk: *mut bpf_sock, create: bool) -> *mut SockState {
+    if sk.is_null() {
+        return core::ptr::null_mut();
+    }
+    let map = core::ptr::from_ref(&SOCKS).cast_mut().cast();
+    let flags = if create {
+        aya_ebpf::bindings::BPF_SK_STORAGE_GET_F_CREATE.into()
+    } else {
+        0
+    };
+    // SAFETY: helper call with a socket pointer from the program's context.
+    unsafe { bpf_sk_storage_get(map, sk.cast(), core::ptr::null_mut(), flags) }.cast()
+}
 
 /// The agent's own process id: its connections are not observed.
 #[unsafe(no_mangle)]

@@ -8,12 +8,12 @@ use aya_ebpf::{
     programs::SkBuffContext,
 };
 use observer_common::{
-    DROP_PAYLOAD, EVENT_PAYLOAD, IPPROTO_TCP, PAYLOAD_CAPTURE_MAX, PAYLOAD_HEADER_LEN,
-    PAYLOAD_SEGMENTS_MAX,
+    DROP_HELLO_CUT, DROP_PAYLOAD, DROP_SKB_LOAD, EVENT_PAYLOAD, IPPROTO_TCP, PAYLOAD_CAPTURE_MAX,
+    PAYLOAD_SEGMENTS_MAX, PayloadHeader,
 };
 
 use crate::{
-    maps::{CAPTURE, EVENTS, SCRATCH, count_drop, submit_flags},
+    maps::{CAPTURE, EVENTS, count_drop, submit_flags},
     net::l4_offset,
 };
 
@@ -61,6 +61,9 @@ pub fn try_egress(ctx: &SkBuffContext) -> Result<(), i64> {
     state.segments += 1;
     let end = offset.saturating_add(total);
     if end >= state.expected || state.segments >= PAYLOAD_SEGMENTS_MAX {
+        if end < state.expected {
+            count_drop(DROP_HELLO_CUT);
+        }
         let _ = CAPTURE.remove(cookie);
     }
     emit(
@@ -124,9 +127,11 @@ fn head_continues(ctx: &SkBuffContext, payload_off: usize, total: u32) -> bool {
 }
 
 /// Copies up to `PAYLOAD_CAPTURE_MAX` bytes from `payload_off` into a ring
-/// record sized to the bytes copied (built in a per-CPU scratch record, so
-/// a 200-byte HTTP head costs 240 bytes of ring, not 2 KiB), or counts a
-/// drop when the ring is full.
+/// record of the smallest size class that holds them (so a 200-byte HTTP
+/// head costs 296 bytes of ring, not 2 KiB), or counts a drop when the ring
+/// is full. Each record is reserved in the ring and filled in place, so a
+/// program interrupted by another (egress in a task, ingress in softirq)
+/// never shares a buffer with it.
 #[inline(always)]
 #[expect(
     clippy::too_many_arguments,
@@ -142,43 +147,70 @@ pub fn emit(
     total: u32,
     drop_slot: u32,
 ) {
-    if total == 0 {
-        return;
+    let header = PayloadHeader {
+        kind,
+        len: 0,
+        ts_ns: 0,
+        cookie,
+        cgroup_id,
+        offset,
+        total,
+    };
+    match total {
+        0 => {}
+        1..=256 => emit_sized::<256>(ctx, header, payload_off, drop_slot),
+        257..=512 => emit_sized::<512>(ctx, header, payload_off, drop_slot),
+        513..=1024 => emit_sized::<1024>(ctx, header, payload_off, drop_slot),
+        _ => emit_sized::<{ PAYLOAD_CAPTURE_MAX }>(ctx, header, payload_off, drop_slot),
     }
-    let Some(event) = SCRATCH.get_ptr_mut(0) else {
+}
+
+/// A payload record with room for `N` bytes.
+#[repr(C)]
+struct Sized<const N: usize> {
+    header: PayloadHeader,
+    data: [u8; N],
+}
+
+#[inline(always)]
+fn emit_sized<const N: usize>(
+    ctx: &SkBuffContext,
+    mut header: PayloadHeader,
+    payload_off: usize,
+    drop_slot: u32,
+) {
+    let Some(mut entry) = EVENTS.reserve::<Sized<N>>(0) else {
+        count_drop(drop_slot);
         return;
     };
-    // The verifier must see 1..=CAPTURE_MAX in the register passed to the
-    // helper. LLVM knows `total != 0` and folds any check away, so the value
-    // is laundered through the stack and then masked: the mask gives the
-    // verifier both bounds and is the identity on 1..=CAPTURE_MAX.
-    let clamped = total.min(CAPTURE_MAX);
+    // The verifier must see 1..=N in the register passed to the helper. LLVM
+    // knows `total != 0` and folds any check away, so the value is laundered
+    // through the stack and then masked: the mask gives the verifier both
+    // bounds and is the identity on 1..=N (N is a power of two).
+    let clamped = header.total.min(N as u32);
     // SAFETY: volatile read of a local.
     let clamped = unsafe { core::ptr::read_volatile(&clamped) };
-    let len = (clamped.wrapping_sub(1) & (CAPTURE_MAX - 1)) + 1;
-    // SAFETY: `event` is this CPU's scratch record (nothing else runs on
-    // this CPU during the program), and `len` is in 1..=PAYLOAD_CAPTURE_MAX,
+    let len = (clamped.wrapping_sub(1) & (N as u32 - 1)) + 1;
+    let record = entry.as_mut_ptr();
+    // SAFETY: `record` is this program's own reservation; `len` is in 1..=N,
     // the size of `data`.
-    let record = unsafe {
-        let ret = bpf_skb_load_bytes(
+    let ret = unsafe {
+        bpf_skb_load_bytes(
             ctx.as_ptr(),
             payload_off as u32,
-            (*event).data.as_mut_ptr().cast(),
+            (*record).data.as_mut_ptr().cast(),
             len,
-        );
-        if ret != 0 {
-            return;
-        }
-        (*event).header.kind = kind;
-        (*event).header.len = len;
-        (*event).header.ts_ns = bpf_ktime_get_ns();
-        (*event).header.cookie = cookie;
-        (*event).header.cgroup_id = cgroup_id;
-        (*event).header.offset = offset;
-        (*event).header.total = total;
-        core::slice::from_raw_parts(event.cast::<u8>(), PAYLOAD_HEADER_LEN + len as usize)
+        )
     };
-    if EVENTS.output::<[u8]>(record, submit_flags()).is_err() {
-        count_drop(drop_slot);
+    if ret != 0 {
+        entry.discard(0);
+        count_drop(DROP_SKB_LOAD);
+        return;
     }
+    header.len = len;
+    // SAFETY: helper call.
+    header.ts_ns = unsafe { bpf_ktime_get_ns() };
+    // SAFETY: writing the header of this program's own reservation.
+    unsafe { (*record).header = header };
+    entry.submit(submit_flags());
 }

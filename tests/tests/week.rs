@@ -108,3 +108,122 @@ fn churning_pods_never_fold_live_pods_and_their_series_leave_after_the_ttl() {
         series_count(&m.text)
     );
 }
+
+/// A loopback server that answers one connection with `reply` and, a
+/// moment later, `trailer`; then reads until the client closes or (with
+/// `reset`) ends it with a RST.
+fn serve_once(
+    reply: &'static [u8],
+    trailer: &'static [u8],
+    reset: bool,
+) -> (std::net::SocketAddr, std::thread::JoinHandle<()>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.2:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let handle = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("accept");
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf);
+        let _ = s.write_all(reply);
+        if !trailer.is_empty() {
+            std::thread::sleep(Duration::from_millis(50));
+            let _ = s.write_all(trailer);
+        }
+        if reset {
+            // SO_LINGER 0: close() sends a RST instead of a FIN.
+            let linger = libc::linger {
+                l_onoff: 1,
+                l_linger: 0,
+            };
+            // SAFETY: setsockopt on this socket's own fd with a valid struct.
+            unsafe {
+                libc::setsockopt(
+                    std::os::fd::AsRawFd::as_raw_fd(&s),
+                    libc::SOL_SOCKET,
+                    libc::SO_LINGER,
+                    (&raw const linger).cast(),
+                    size_of::<libc::linger>() as u32,
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        } else {
+            s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+            while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+        }
+    });
+    (addr, handle)
+}
+
+fn failures(m: &tests::Metrics) -> f64 {
+    m.sum("gatewatch_connection_failures_total", &[])
+}
+
+#[test]
+fn a_client_closing_with_unread_bytes_after_a_whole_response_is_not_a_failure() {
+    if !privileged() {
+        return;
+    }
+    // The response, then bytes the client never reads (as a TLS
+    // close_notify often is): closing with them unread sends a RST.
+    let (addr, server) = serve_once(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        b"UNREAD-TRAILING-BYTES",
+        false,
+    );
+    let node = Node::new();
+    let gw = node.gatewatch(&["--provider", &format!("openai={addr}")]);
+    let code = format!(
+        "import http.client,time\nc=http.client.HTTPConnection('{}',{})\nc.request('GET','/v1/models')\nr=c.getresponse()\nassert r.read()==b'ok'\ntime.sleep(0.2)\nc.sock.close()\n",
+        addr.ip(),
+        addr.port()
+    );
+    let status = node
+        .root
+        .command("python3")
+        .args(["-c", &code])
+        .status()
+        .expect("run python3");
+    assert!(status.success(), "the Python client failed: {status}");
+    server.join().expect("server thread");
+    let m = gw.wait_for("the closed connection", |m| {
+        m.sum("gatewatch_connection_duration_seconds_count", &[]) >= 1.0
+    });
+    assert_eq!(
+        failures(&m),
+        0.0,
+        "a local abort is not a failure:\n{}",
+        m.text
+    );
+    let (_, flows) = gw.get("/api/v1/flows?route=direct");
+    assert!(flows.contains(r#""close":"local_abort""#), "{flows}");
+}
+
+#[test]
+fn a_server_that_answers_with_a_reset_is_counted_reset() {
+    if !privileged() {
+        return;
+    }
+    let (addr, server) = serve_once(b"HTTP/1.1 200 OK\r\n", b"", true);
+    let node = Node::new();
+    let gw = node.gatewatch(&["--provider", &format!("openai={addr}")]);
+    let code = format!(
+        "import socket,time\ns=socket.create_connection(('{}',{}))\ns.sendall(b'GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n')\ntime.sleep(0.5)\ns.close()\n",
+        addr.ip(),
+        addr.port()
+    );
+    let status = node
+        .root
+        .command("python3")
+        .args(["-c", &code])
+        .status()
+        .expect("run python3");
+    assert!(status.success(), "the client failed: {status}");
+    server.join().expect("server thread");
+    let m = gw.wait_for("the reset connection", |m| {
+        m.sum(
+            "gatewatch_connection_failures_total",
+            &[("reason", "reset")],
+        ) == 1.0
+    });
+    assert_eq!(failures(&m), 1.0, "{}", m.text);
+}

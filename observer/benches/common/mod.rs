@@ -98,6 +98,8 @@ fn state(cookie: u64, state: u32, old_state: u32, sent: u64, received: u64) -> V
         bytes_received: received,
         old_state,
         total_retrans: 0,
+        close_flags: 0,
+        _pad: 0,
     })
 }
 

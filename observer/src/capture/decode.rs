@@ -43,6 +43,8 @@ pub struct Closed {
     /// The TCP state left for CLOSE.
     pub old_state: u32,
     pub total_retrans: u32,
+    /// The peer sent a RST before the close.
+    pub peer_reset: bool,
 }
 
 /// How a connection moved on, from the kernel's TCP state machine.
@@ -123,6 +125,7 @@ pub fn decode(record: &[u8]) -> Result<Event, DecodeError> {
                     bytes_received: raw.bytes_received,
                     old_state: raw.old_state,
                     total_retrans: raw.total_retrans,
+                    peer_reset: raw.close_flags & common::CLOSE_PEER_RESET != 0,
                 }),
                 other => return Err(DecodeError::UnknownState(other)),
             };
@@ -331,6 +334,8 @@ mod tests {
             bytes_received: 0,
             old_state: 0,
             total_retrans: 0,
+            close_flags: 0,
+            _pad: 0,
         };
         assert_eq!(
             decode(&encode::state(&state)),

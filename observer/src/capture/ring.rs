@@ -14,6 +14,9 @@ pub const KERNEL_DROP_SOURCES: [&str; DROP_SLOTS as usize] = [
     "ringbuf_payload",
     "ringbuf_dns",
     "ringbuf_state",
+    "skb_load_failed",
+    "ipv6_extension_headers",
+    "hello_over_segment_limit",
 ];
 
 /// Hands every record waiting in `ring` to `each`, decoded (a malformed

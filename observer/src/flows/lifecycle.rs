@@ -8,6 +8,26 @@ use super::record::FlowState;
 /// Every `reason` a failed connection can have.
 pub const FAILURE_REASONS: [&str; 3] = ["refused", "timeout", "reset"];
 
+/// How a connection ended, as the flow record tells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloseHow {
+    /// The FIN handshake (either side first).
+    Fin,
+    /// This side aborted an established connection (a RST it sent, e.g. a
+    /// client closing with a TLS close_notify still unread): not a failure.
+    LocalAbort,
+    /// The peer reset an established connection: `reset`.
+    PeerReset,
+    /// The peer answered the SYN with a RST: `refused`.
+    Refused,
+    /// No answer to the SYN and its retransmits: `timeout`.
+    Timeout,
+    /// This side gave up while connecting, before any answer (a Happy
+    /// Eyeballs loser, a short connect timeout): not a failure.
+    Abandoned,
+}
+
 /// What the kernel said of a connection's end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Close {
@@ -16,6 +36,7 @@ pub struct Close {
     pub bytes_received: u64,
     pub old_state: u32,
     pub total_retrans: u32,
+    pub peer_reset: bool,
 }
 
 /// A finished connection, as the outputs record it.
@@ -24,6 +45,7 @@ pub struct FlowEnd {
     pub state: FlowState,
     /// `refused`, `timeout` or `reset` when `state` is `Failed`.
     pub failure: Option<&'static str>,
+    pub how: CloseHow,
     pub bytes_sent: u64,
     pub bytes_received: u64,
     /// connect() to close.
@@ -33,7 +55,8 @@ pub struct FlowEnd {
 impl FlowEnd {
     pub fn from_close(close: &Close, connect_ts_ns: u64, established: bool) -> Self {
         let (bytes_sent, bytes_received) = payload_bytes(close, established);
-        let failure = failure_reason(close, established);
+        let how = close_how(close, established);
+        let failure = failure_reason(how);
         FlowEnd {
             state: if failure.is_some() {
                 FlowState::Failed
@@ -41,6 +64,7 @@ impl FlowEnd {
                 FlowState::Closed
             },
             failure,
+            how,
             bytes_sent,
             bytes_received,
             duration_ns: close.ts_ns.saturating_sub(connect_ts_ns),
@@ -77,15 +101,26 @@ pub fn payload_bytes(close: &Close, established: bool) -> (u64, u64) {
     (sent, received)
 }
 
-/// Why a connection failed, from the state it closed from: a connect that
-/// never completed was refused (no SYN retransmit) or timed out; an
-/// established connection that closed without the FIN handshake was reset
-/// (or aborted).
-pub fn failure_reason(close: &Close, established: bool) -> Option<&'static str> {
+/// How a connection ended, from the state it closed from and whether its
+/// peer sent a RST (seen by the ingress program).
+pub fn close_how(close: &Close, established: bool) -> CloseHow {
+    const CLOSE_WAIT: u32 = 8;
     match close.old_state {
-        TCP_SYN_SENT if close.total_retrans > 0 => Some("timeout"),
-        TCP_SYN_SENT => Some("refused"),
-        TCP_ESTABLISHED if established => Some("reset"),
-        _ => None,
+        TCP_SYN_SENT if close.peer_reset => CloseHow::Refused,
+        TCP_SYN_SENT if close.total_retrans > 0 => CloseHow::Timeout,
+        TCP_SYN_SENT => CloseHow::Abandoned,
+        TCP_ESTABLISHED | CLOSE_WAIT if close.peer_reset => CloseHow::PeerReset,
+        TCP_ESTABLISHED if established => CloseHow::LocalAbort,
+        _ => CloseHow::Fin,
+    }
+}
+
+/// The failure a close is, if any: only what the peer or the network did.
+pub fn failure_reason(how: CloseHow) -> Option<&'static str> {
+    match how {
+        CloseHow::Refused => Some("refused"),
+        CloseHow::Timeout => Some("timeout"),
+        CloseHow::PeerReset => Some("reset"),
+        CloseHow::Fin | CloseHow::LocalAbort | CloseHow::Abandoned => None,
     }
 }

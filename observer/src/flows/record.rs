@@ -3,6 +3,7 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
+use super::lifecycle::CloseHow;
 use crate::{
     classification::{Route, Verdict},
     naming::NameSource,
@@ -63,6 +64,9 @@ pub struct FlowRecord {
     pub bytes_received: u64,
     /// connect() to close, once closed.
     pub duration_ms: Option<u64>,
+    /// How it closed, once closed.
+    #[serde(default)]
+    pub close: Option<CloseHow>,
 }
 
 /// Milliseconds since the Unix epoch, now.

@@ -278,6 +278,7 @@ impl<S: FlowSink> FlowTable<S> {
             bytes_sent: end.map_or(0, |e| e.bytes_sent),
             bytes_received: end.map_or(0, |e| e.bytes_received),
             duration_ms: end.map(|e| e.duration_ms()),
+            close: end.map(|e| e.how),
         };
         let (labels, new) = self.labels.acquire(labels, now);
         if new {
@@ -319,5 +320,6 @@ fn close_at(ts_ns: u64, c: crate::capture::Closed) -> Close {
         bytes_received: c.bytes_received,
         old_state: c.old_state,
         total_retrans: c.total_retrans,
+        peer_reset: c.peer_reset,
     }
 }

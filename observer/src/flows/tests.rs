@@ -75,11 +75,23 @@ fn state(cookie: u64, ts_ns: u64, change: StateChange) -> Event {
 }
 
 fn closed(sent: u64, received: u64, old_state: u32, retrans: u32) -> StateChange {
+    closed_rst(sent, received, old_state, retrans, false)
+}
+
+/// As the kernel reports a close; `peer_reset` when the peer sent a RST.
+fn closed_rst(
+    sent: u64,
+    received: u64,
+    old_state: u32,
+    retrans: u32,
+    peer_reset: bool,
+) -> StateChange {
     StateChange::Closed(Closed {
         bytes_sent: sent,
         bytes_received: received,
         old_state,
         total_retrans: retrans,
+        peer_reset,
     })
 }
 
@@ -129,7 +141,7 @@ fn refused_timed_out_and_reset_connections_are_failures_by_reason() {
     };
     // Closed while still waiting for a name: applied when counted.
     t.handle(connect(1, "127.0.0.2:443"), now);
-    t.handle(state(1, 5, closed(0, 0, TCP_SYN_SENT, 0)), now);
+    t.handle(state(1, 5, closed_rst(0, 0, TCP_SYN_SENT, 0, true)), now);
     t.handle(connect(2, "127.0.0.2:443"), now);
     t.handle(state(2, 5, closed(0, 0, TCP_SYN_SENT, 2)), now);
     let done = t.expire(now + Duration::from_millis(100));
@@ -141,7 +153,10 @@ fn refused_timed_out_and_reset_connections_are_failures_by_reason() {
     t.handle(connect(3, "127.0.0.2:443"), now);
     t.handle(state(3, 5, StateChange::Established), now);
     t.expire(now + Duration::from_millis(200));
-    t.handle(state(3, 9, closed(10, 10, TCP_ESTABLISHED, 0)), now);
+    t.handle(
+        state(3, 9, closed_rst(10, 10, TCP_ESTABLISHED, 0, true)),
+        now,
+    );
     assert_eq!(fail("reset"), 1);
     assert_eq!(m.active.with_label_values(&DIRECT).get(), 0);
     assert_eq!(t.live_len(), 0, "closed flows leave the live table");
@@ -314,4 +329,29 @@ fn an_address_in_the_host_header_is_not_a_name() {
         count(&m, ["direct", "openai", "127.0.0.2:443", "ip", "client"]),
         1
     );
+}
+
+#[test]
+fn a_local_abort_and_an_abandoned_connect_are_not_failures() {
+    let (mut t, m) = table(0, false);
+    let now = Instant::now();
+    let failures = || {
+        use prometheus::core::Collector as _;
+        m.failures.collect()[0]
+            .get_metric()
+            .iter()
+            .map(|s| s.get_counter().get_value())
+            .sum::<f64>()
+    };
+    // A client closing with unread bytes (a TLS close_notify) sends a RST
+    // itself: established → close without the peer's RST.
+    t.handle(connect(1, "127.0.0.2:443"), now);
+    t.handle(state(1, 2, StateChange::Established), now);
+    let done = t.handle(state(1, 9, closed(300, 5000, TCP_ESTABLISHED, 0)), now);
+    assert!(done.is_empty());
+    // A Happy Eyeballs loser: closed while connecting, before any answer.
+    t.handle(connect(2, "127.0.0.2:443"), now);
+    t.handle(state(2, 3, closed(0, 0, TCP_SYN_SENT, 0)), now);
+    assert_eq!(failures(), 0.0, "neither is a failure");
+    assert_eq!(t.live_len(), 0);
 }

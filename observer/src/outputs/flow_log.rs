@@ -335,6 +335,7 @@ mod tests {
             bytes_sent: 0,
             bytes_received: 0,
             duration_ms: None,
+            close: None,
         }
     }
 

@@ -25,11 +25,14 @@ use crate::{
 
 /// Every `source` of `gatewatch_events_dropped_total`: the kernel's ring
 /// per record kind, then userspace.
-pub const DROP_SOURCES: [&str; 7] = [
+pub const DROP_SOURCES: [&str; 10] = [
     KERNEL_DROP_SOURCES[0],
     KERNEL_DROP_SOURCES[1],
     KERNEL_DROP_SOURCES[2],
     KERNEL_DROP_SOURCES[3],
+    KERNEL_DROP_SOURCES[4],
+    KERNEL_DROP_SOURCES[5],
+    KERNEL_DROP_SOURCES[6],
     "decode",
     "flow_table_full",
     "api_stream",

@@ -55,6 +55,7 @@ impl FlowSink for Outputs {
             f.bytes_sent = end.bytes_sent;
             f.bytes_received = end.bytes_received;
             f.duration_ms = Some(end.duration_ms());
+            f.close = Some(end.how);
         });
     }
 
