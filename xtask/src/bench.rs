@@ -442,7 +442,7 @@ fn userspace(r: &mut report::Report) -> anyhow::Result<()> {
         let ns = estimate(&criterion.join("pipeline").join(name))?;
         r.pipeline.push((name.to_owned(), ns));
     }
-    let fixtures = crate::workspace_root().join("observer/src/fixtures");
+    let fixtures = crate::workspace_root().join("observer/fixtures");
     for group in ["tls", "http", "dns"] {
         let mut rows = Vec::new();
         for entry in std::fs::read_dir(criterion.join(group))

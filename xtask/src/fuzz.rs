@@ -4,7 +4,7 @@
 //! the flow table fed event sequences.
 //!
 //! Corpora live in `fuzz/corpus/<target>` (git-ignored), seeded from the real
-//! captures in `observer/src/fixtures` and `fuzz/seeds`, so a longer run on a
+//! captures in `observer/fixtures` and `fuzz/seeds`, so a longer run on a
 //! developer machine keeps what it learned for the next one. A crash leaves
 //! its input in `fuzz/artifacts/<target>/`.
 use std::{
@@ -174,7 +174,7 @@ fn cargo_fuzz(root: &Path) -> Command {
 fn seed(root: &Path, target: &Target, corpus: &Path) -> anyhow::Result<()> {
     fs::create_dir_all(corpus).with_context(|| format!("cannot create {}", corpus.display()))?;
     let mut seeds: Vec<(String, Vec<u8>)> = Vec::new();
-    let fixtures = root.join("observer/src/fixtures");
+    let fixtures = root.join("observer/fixtures");
     for path in sorted_files(&fixtures)? {
         let name = file_name(&path);
         if name.ends_with(".bin") && target.fixtures.iter().any(|p| name.starts_with(p)) {

@@ -606,7 +606,7 @@ impl Report {
         let _ = writeln!(o, "\n## Parsers (criterion)\n");
         let _ = writeln!(
             o,
-            "`cargo bench -p observer --bench parsers`: each parser on each real capture in observer/src/fixtures.\n"
+            "`cargo bench -p observer --bench parsers`: each parser on each real capture in observer/fixtures.\n"
         );
         let _ = writeln!(
             o,
