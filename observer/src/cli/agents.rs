@@ -1,57 +1,30 @@
 //! `gatewatch agents`: a Foundry project's agents and the route of their
 //! model calls. Talks to the project's API directly, not to a daemon.
-use std::{io::Write as _, path::PathBuf, process::ExitCode};
+use std::{io::Write as _, process::ExitCode};
 
 use anyhow::Context as _;
 use clap::Args;
 
-use super::flows::Output;
+use super::{ConfigArgs, flows::Output};
 use crate::{
     agents::{self, credential::TokenProvider, http::Http, output},
-    daemon::{config::AgentSettings, settings::Settings},
+    daemon::config::AgentSettings,
 };
 
 #[derive(Debug, Args)]
 pub struct AgentsArgs {
-    /// TOML config file, as for `gatewatch run`: adds its project_endpoints, azure_ca_file and azure_credential.
-    #[arg(long, env = "GATEWATCH_CONFIG", value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// A Foundry project endpoint, https://<resource>.services.ai.azure.com/api/projects/<project>. Repeatable.
-    #[arg(
-        long = "project-endpoint",
-        env = "GATEWATCH_PROJECT_ENDPOINT",
-        value_delimiter = ',',
-        value_name = "URL"
-    )]
-    pub project_endpoints: Vec<String>,
-    /// Trust only the CA certificates in this PEM file [default: the system store; SSL_CERT_FILE is honoured].
-    #[arg(long, env = "GATEWATCH_AZURE_CA_FILE", value_name = "PEM")]
-    pub azure_ca_file: Option<PathBuf>,
-    /// Which Azure credential [default: auto: the first configured of GATEWATCH_AZURE_TOKEN, workload identity, App Service identity, else IMDS].
-    #[arg(
-        long,
-        env = "GATEWATCH_AZURE_CREDENTIAL",
-        value_enum,
-        value_name = "MODE"
-    )]
-    pub azure_credential: Option<agents::credential::Mode>,
+    /// The settings of `gatewatch run`: this command reads
+    /// project_endpoints (`--project-endpoint`), azure_ca_file and
+    /// azure_credential, from flags, variables or `--config`.
+    #[command(flatten)]
+    pub config: ConfigArgs,
     #[arg(long, short, value_enum, default_value_t = Output::Table)]
     pub output: Output,
 }
 
 impl AgentsArgs {
     fn settings(&self) -> anyhow::Result<AgentSettings> {
-        let file = match &self.config {
-            Some(path) => Settings::load(path)?,
-            None => Settings::default(),
-        };
-        let flags = Settings {
-            project_endpoints: self.project_endpoints.clone(),
-            azure_ca_file: self.azure_ca_file.clone(),
-            azure_credential: self.azure_credential,
-            ..Settings::default()
-        };
-        Ok(AgentSettings::build(&file, &flags)?)
+        Ok(AgentSettings::build(&self.config.file()?, &self.config.settings)?)
     }
 }
 

@@ -76,13 +76,17 @@ pub struct ConfigArgs {
 }
 
 impl ConfigArgs {
-    /// The config file's layer (empty without `--config`) and the flags'.
+    /// The config file's layer (empty without `--config`).
+    fn file(&self) -> anyhow::Result<Settings> {
+        match &self.config {
+            Some(path) => Ok(Settings::load(path)?),
+            None => Ok(Settings::default()),
+        }
+    }
+
+    /// The effective configuration: the file's layer under the flags'.
     fn config(&self) -> anyhow::Result<Config> {
-        let file = match &self.config {
-            Some(path) => Settings::load(path)?,
-            None => Settings::default(),
-        };
-        Ok(Config::build(&file, &self.settings)?)
+        Ok(Config::build(&self.file()?, &self.settings)?)
     }
 }
 
