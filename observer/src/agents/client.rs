@@ -184,33 +184,24 @@ impl<'a> ProjectClient<'a> {
     }
 
     pub fn connections(&mut self) -> Result<Vec<Connection>, ApiError> {
-        let mut url = self
-            .endpoint
-            .url("connections", &[("api-version", API_VERSION)]);
-        let (mut out, mut pager) = (Vec::new(), LinkPager::default());
-        loop {
-            let page = Self::decode(&url, wire::parse_connection_page(&self.get(&url)?))?;
-            out.extend(page.value);
-            match pager.after_page(self.endpoint, page.next_link.as_deref(), API_VERSION) {
-                Ok(Step::Done) => return Ok(out),
-                Ok(Step::Next(next)) => url = next,
-                Err(source) => {
-                    return Err(ApiError::Paging {
-                        url: strip_query(&url),
-                        source,
-                    });
-                }
-            }
-        }
+        self.link_paged("connections", wire::parse_connection_page)
     }
 
     pub fn deployments(&mut self) -> Result<Vec<Deployment>, ApiError> {
-        let mut url = self
-            .endpoint
-            .url("deployments", &[("api-version", API_VERSION)]);
+        self.link_paged("deployments", wire::parse_deployment_page)
+    }
+
+    /// Every item of an Azure.Core list, following `nextLink` (only to the
+    /// project's own host, so the token never leaves it).
+    fn link_paged<T>(
+        &mut self,
+        path: &str,
+        parse: fn(&[u8]) -> Result<wire::LinkPage<T>, wire::ParseError>,
+    ) -> Result<Vec<T>, ApiError> {
+        let mut url = self.endpoint.url(path, &[("api-version", API_VERSION)]);
         let (mut out, mut pager) = (Vec::new(), LinkPager::default());
         loop {
-            let page = Self::decode(&url, wire::parse_deployment_page(&self.get(&url)?))?;
+            let page = Self::decode(&url, parse(&self.get(&url)?))?;
             out.extend(page.value);
             match pager.after_page(self.endpoint, page.next_link.as_deref(), API_VERSION) {
                 Ok(Step::Done) => return Ok(out),

@@ -1,6 +1,6 @@
 //! The data-plane JSON shapes this tool reads, and pure parsers from bytes.
 //!
-//! Sources (see /work/notes/agents.md): the Foundry data-plane TypeSpec in
+//! Sources: the Foundry data-plane TypeSpec in
 //! Azure/azure-rest-api-specs (specification/ai-foundry/data-plane/Foundry/src/
 //! connections, agents, common) and the generated azure-ai-projects 2.10.0 /
 //! azure-ai-agents 1.1.0 Python clients. Only the fields the verdict needs are
@@ -8,11 +8,12 @@
 //! credentials (never present in list answers) are never modelled.
 use serde::Deserialize;
 
-/// `GET /connections`: an Azure.Core resource list, `{ value, nextLink }`.
+/// An Azure.Core resource list page, `{ value, nextLink }`: `GET
+/// /connections` and `GET /deployments`.
 #[derive(Debug, Deserialize)]
-pub struct ConnectionPage {
-    #[serde(default)]
-    pub value: Vec<Connection>,
+pub struct LinkPage<T> {
+    #[serde(default = "Vec::new")]
+    pub value: Vec<T>,
     #[serde(rename = "nextLink", default)]
     pub next_link: Option<String>,
 }
@@ -29,15 +30,6 @@ pub struct Connection {
     pub category: String,
     #[serde(default)]
     pub target: Option<String>,
-}
-
-/// `GET /deployments`: `{ value, nextLink }` of ModelDeployment.
-#[derive(Debug, Deserialize)]
-pub struct DeploymentPage {
-    #[serde(default)]
-    pub value: Vec<Deployment>,
-    #[serde(rename = "nextLink", default)]
-    pub next_link: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -123,11 +115,11 @@ fn parse<'a, T: Deserialize<'a>>(what: &str, bytes: &'a [u8]) -> Result<T, Parse
     serde_json::from_slice(bytes).map_err(|e| ParseError(format!("{what}: {e}")))
 }
 
-pub fn parse_connection_page(bytes: &[u8]) -> Result<ConnectionPage, ParseError> {
+pub fn parse_connection_page(bytes: &[u8]) -> Result<LinkPage<Connection>, ParseError> {
     parse("connections page", bytes)
 }
 
-pub fn parse_deployment_page(bytes: &[u8]) -> Result<DeploymentPage, ParseError> {
+pub fn parse_deployment_page(bytes: &[u8]) -> Result<LinkPage<Deployment>, ParseError> {
     parse("deployments page", bytes)
 }
 

@@ -24,7 +24,10 @@ pub struct AgentsArgs {
 
 impl AgentsArgs {
     fn settings(&self) -> anyhow::Result<AgentSettings> {
-        Ok(AgentSettings::build(&self.config.file()?, &self.config.settings)?)
+        Ok(AgentSettings::build(
+            &self.config.file()?,
+            &self.config.settings,
+        )?)
     }
 }
 
