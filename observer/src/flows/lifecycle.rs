@@ -3,30 +3,10 @@
 //! record.
 use observer_common::{TCP_ESTABLISHED, TCP_SYN_SENT};
 
-use super::record::FlowState;
+use super::record::{CloseHow, FlowState};
 
 /// Every `reason` a failed connection can have.
 pub const FAILURE_REASONS: [&str; 3] = ["refused", "timeout", "reset"];
-
-/// How a connection ended, as the flow record tells it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CloseHow {
-    /// The FIN handshake (either side first).
-    Fin,
-    /// This side aborted an established connection (a RST it sent, e.g. a
-    /// client closing with a TLS close_notify still unread): not a failure.
-    LocalAbort,
-    /// The peer reset an established connection: `reset`.
-    PeerReset,
-    /// The peer answered the SYN with a RST: `refused`.
-    Refused,
-    /// No answer to the SYN and its retransmits: `timeout`.
-    Timeout,
-    /// This side gave up while connecting, before any answer (a Happy
-    /// Eyeballs loser, a short connect timeout): not a failure.
-    Abandoned,
-}
 
 /// What the kernel said of a connection's end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

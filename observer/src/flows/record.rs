@@ -3,7 +3,6 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-use super::lifecycle::CloseHow;
 use crate::{
     classification::{Route, Verdict},
     naming::NameSource,
@@ -31,6 +30,26 @@ pub enum FlowState {
     Established,
     Closed,
     Failed,
+}
+
+/// How a connection ended, as the flow record tells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloseHow {
+    /// The FIN handshake (either side first).
+    Fin,
+    /// This side aborted an established connection (a RST it sent, e.g. a
+    /// client closing with a TLS close_notify still unread): not a failure.
+    LocalAbort,
+    /// The peer reset an established connection: `reset`.
+    PeerReset,
+    /// The peer answered the SYN with a RST: `refused`.
+    Refused,
+    /// No answer to the SYN and its retransmits: `timeout`.
+    Timeout,
+    /// This side gave up while connecting, before any answer (a Happy
+    /// Eyeballs loser, a short connect timeout): not a failure.
+    Abandoned,
 }
 
 /// One classified connection, as the API shows it.
