@@ -11,7 +11,8 @@ an App Service managed identity endpoint, answering the documented shapes:
 
 Pages are small on purpose (agents: 2 per page over 3 pages; connections: 3
 then 2 through an absolute nextLink). Every request is appended to --log so the
-test can check paging and api-version. Only listens on 127.0.0.1.
+test can check paging and api-version. Listens on a loopback address only
+(--addr, 127.0.0.1 unless a test gives a namespace's own).
 """
 import argparse
 import json
@@ -206,10 +207,11 @@ def main():
     ap.add_argument("--key", required=True)
     ap.add_argument("--log", required=True)
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--addr", default="127.0.0.1")
     # Stops by itself even if the test that started it dies.
     ap.add_argument("--lifetime", type=float, default=120.0)
     args = ap.parse_args()
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    server = ThreadingHTTPServer((args.addr, args.port), Handler)
     server.log_path = args.log
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(args.cert, args.key)

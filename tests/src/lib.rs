@@ -201,6 +201,96 @@ impl Netns {
     pub fn ip(&self, args: &[&str]) {
         run_ok(Command::new("ip").args(["-n", &self.name]).args(args));
     }
+
+    /// `program` in this namespace with its /etc/netns files bound over /etc,
+    /// as `ip netns exec` does, but keeping our /sys: `ip netns exec` mounts
+    /// a fresh sysfs, which hides the cgroup v2 mount under /sys/fs/cgroup
+    /// that gatewatch attaches to.
+    pub fn command_keeping_sys(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        use std::{ffi::CString, os::fd::AsRawFd as _, os::unix::ffi::OsStrExt as _};
+        let net = std::fs::File::open(PathBuf::from("/run/netns").join(&self.name))
+            .unwrap_or_else(|e| panic!("open netns {}: {e}", self.name));
+        let etc = PathBuf::from("/etc/netns").join(&self.name);
+        let binds: Vec<(CString, CString)> = std::fs::read_dir(&etc)
+            .map(|d| d.flatten().collect::<Vec<_>>())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| {
+                let to = Path::new("/etc").join(e.file_name());
+                (
+                    CString::new(e.path().as_os_str().as_bytes()).expect("no NUL"),
+                    CString::new(to.as_os_str().as_bytes()).expect("no NUL"),
+                )
+            })
+            .collect();
+        let mut cmd = Command::new(program);
+        // SAFETY: only syscalls on values made before the fork.
+        unsafe {
+            cmd.pre_exec(move || {
+                let check = |rc: libc::c_int| {
+                    if rc == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                };
+                check(libc::unshare(libc::CLONE_NEWNS))?;
+                // Our binds must not leak back to the host's mounts.
+                check(libc::mount(
+                    std::ptr::null(),
+                    c"/".as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_REC | libc::MS_SLAVE,
+                    std::ptr::null(),
+                ))?;
+                for (from, to) in &binds {
+                    check(libc::mount(
+                        from.as_ptr(),
+                        to.as_ptr(),
+                        std::ptr::null(),
+                        libc::MS_BIND,
+                        std::ptr::null(),
+                    ))?;
+                }
+                check(libc::setns(net.as_raw_fd(), libc::CLONE_NEWNET))
+            });
+        }
+        cmd
+    }
+
+    /// Runs `f` on a thread moved into this namespace (setns changes only
+    /// the calling thread), so its sockets reach the namespace's loopback.
+    pub fn enter<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        enter_netns(&self.name, f)
+    }
+}
+
+fn enter_netns<T: Send>(name: &str, f: impl FnOnce() -> T + Send) -> T {
+    use std::os::fd::AsRawFd as _;
+    let handle = std::fs::File::open(PathBuf::from("/run/netns").join(name))
+        .unwrap_or_else(|e| panic!("open netns {name}: {e}"));
+    thread::scope(|s| {
+        s.spawn(|| {
+            // SAFETY: a valid namespace fd; only this scoped thread moves.
+            let rc = unsafe { libc::setns(handle.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns {name}: {}", std::io::Error::last_os_error());
+            f()
+        })
+        .join()
+        .expect("thread in netns")
+    })
+}
+
+/// [`http_get`] from inside the named namespace, or from ours when `None`.
+fn http_get_in(
+    netns: Option<&str>,
+    addr: SocketAddr,
+    path: &str,
+) -> std::io::Result<(u16, String)> {
+    match netns {
+        Some(ns) => enter_netns(ns, || http_get(addr, path)),
+        None => http_get(addr, path),
+    }
 }
 
 impl Drop for Netns {
@@ -241,6 +331,8 @@ pub struct Gatewatch {
     child: Option<Child>,
     pub addr: SocketAddr,
     log: PathBuf,
+    /// The namespace it runs in when not ours; its API listens there.
+    netns: Option<String>,
 }
 
 impl Gatewatch {
@@ -252,10 +344,36 @@ impl Gatewatch {
 
     /// As [`Gatewatch::start`], with extra environment variables.
     pub fn start_with_env(cgroup: &TestCgroup, args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::spawn(None, cgroup, args, env)
+    }
+
+    /// As [`Gatewatch::start_with_env`], run inside `netns` with its /etc
+    /// files (so it resolves names as the namespace's clients do); the
+    /// attach is to `cgroup` as always, and the tests reach its API inside
+    /// `netns`.
+    pub fn start_in(
+        netns: &Netns,
+        cgroup: &TestCgroup,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
+        Self::spawn(Some(netns), cgroup, args, env)
+    }
+
+    fn spawn(
+        netns: Option<&Netns>,
+        cgroup: &TestCgroup,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
         let log = std::env::temp_dir().join(format!("{}.log", unique("log")));
         let log_file = std::fs::File::create(&log).expect("create log file");
-        let child = Command::new(gatewatch_bin())
+        let mut cmd = match netns {
+            Some(ns) => ns.command_keeping_sys(gatewatch_bin()),
+            None => Command::new(gatewatch_bin()),
+        };
+        let child = cmd
             .arg("run")
             .arg("--cgroup")
             .arg(&cgroup.path)
@@ -276,10 +394,13 @@ impl Gatewatch {
             child: Some(child),
             addr,
             log,
+            netns: netns.map(|ns| ns.name.clone()),
         };
         let log_path = gw.log.clone();
+        let netns = gw.netns.clone();
         let child = gw.child.as_mut().expect("just started");
-        wait_ready(
+        wait_ready_in(
+            netns.as_deref(),
             addr,
             || child.try_wait().ok().flatten(),
             || std::fs::read_to_string(&log_path).unwrap_or_default(),
@@ -297,13 +418,15 @@ impl Gatewatch {
     }
 
     pub fn metrics(&self) -> Metrics {
-        let (code, body) = http_get(self.addr, "/metrics").expect("scrape /metrics");
+        let (code, body) =
+            http_get_in(self.netns.as_deref(), self.addr, "/metrics").expect("scrape /metrics");
         assert_eq!(code, 200, "/metrics answered {code}");
         Metrics::parse(&body)
     }
 
     pub fn get(&self, path: &str) -> (u16, String) {
-        http_get(self.addr, path).unwrap_or_else(|e| panic!("GET {path}: {e}"))
+        http_get_in(self.netns.as_deref(), self.addr, path)
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
     }
 
     /// Scrapes until `check` passes or [`WAIT`] runs out; returns the last scrape.
@@ -359,12 +482,21 @@ impl Drop for Gatewatch {
 /// its log if it exits first or takes longer than [`WAIT`].
 pub fn wait_ready(
     addr: SocketAddr,
+    exited: impl FnMut() -> Option<ExitStatus>,
+    log: impl Fn() -> String,
+) {
+    wait_ready_in(None, addr, exited, log)
+}
+
+fn wait_ready_in(
+    netns: Option<&str>,
+    addr: SocketAddr,
     mut exited: impl FnMut() -> Option<ExitStatus>,
     log: impl Fn() -> String,
 ) {
     let deadline = Instant::now() + WAIT;
     loop {
-        if let Ok((200, _)) = http_get(addr, "/readyz") {
+        if let Ok((200, _)) = http_get_in(netns, addr, "/readyz") {
             return;
         }
         if let Some(status) = exited() {

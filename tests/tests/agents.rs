@@ -2,8 +2,10 @@
 //! --agent-audit` against a local HTTPS fake of a Foundry project API, the
 //! Entra token endpoint and an App Service managed identity endpoint
 //! (scripts/fake_foundry.py, Python stdlib only), with a CA made by openssl
-//! for each test. No cloud, loopback only. Only the daemon test is
-//! privileged (it attaches).
+//! for each test. No cloud, loopback only. Only the daemon tests are
+//! privileged (they attach); the one for a project seen in traffic runs the
+//! fake, a workload and gatewatch in a network namespace whose hosts file
+//! points a Foundry host name at the fake.
 use std::{
     io::{BufRead as _, BufReader},
     path::{Path, PathBuf},
@@ -11,12 +13,15 @@ use std::{
     sync::atomic::{AtomicUsize, Ordering},
 };
 
-use tests::{Gatewatch, TestCgroup, gatewatch_bin, privileged};
+use tests::{Gatewatch, Netns, TestCgroup, gatewatch_bin, privileged, run_ok};
 
 const CLIENT_ID: &str = "11111111-2222-3333-4444-555555555555";
 const TENANT: &str = "contoso-tenant";
 /// Closed loopback port: keeps any IMDS fallback off the network.
 const NO_IMDS: &str = "http://127.0.0.1:9";
+/// The Foundry host a workload calls in the seen-in-traffic test, and the
+/// loopback address its namespace's hosts file gives it (the fake's).
+const SEEN_HOST: (&str, &str) = ("contoso.services.ai.azure.com", "127.0.1.7");
 
 struct Fake {
     dir: PathBuf,
@@ -41,6 +46,11 @@ fn openssl(dir: &Path, args: &[&str]) {
 
 impl Fake {
     fn start() -> Self {
+        Self::start_in(None, "127.0.0.1", 0)
+    }
+
+    /// The fake listening on `addr:port` (0: any port), inside `netns` when given.
+    fn start_in(netns: Option<&Netns>, addr: &str, port: u16) -> Self {
         let dir = std::env::temp_dir().join(format!(
             "gatewatch-agents-test-{}-{}",
             std::process::id(),
@@ -94,7 +104,7 @@ impl Fake {
         );
         std::fs::write(
             dir.join("ext.cnf"),
-            "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1,DNS:contoso.services.ai.azure.com\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
         )
         .unwrap();
         openssl(
@@ -118,7 +128,11 @@ impl Fake {
             ],
         );
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/fake_foundry.py");
-        let mut child = Command::new("python3")
+        let mut cmd = match netns {
+            Some(ns) => ns.command(None, "python3"),
+            None => Command::new("python3"),
+        };
+        let mut child = cmd
             .arg(script)
             .args([
                 "--cert",
@@ -129,6 +143,10 @@ impl Fake {
                 "requests.log",
                 "--lifetime",
                 "60",
+                "--addr",
+                addr,
+                "--port",
+                &port.to_string(),
             ])
             .current_dir(&dir)
             .stdout(Stdio::piped())
@@ -541,4 +559,76 @@ fn daemon_agent_audit_exports_the_gauge_of_configured_projects() {
     // `top` has nothing to mark; the endpoint answers all the same.
     let (code, body) = gw.get("/api/v1/agents/workloads");
     assert_eq!((code, body.trim()), (200, "[]"));
+}
+
+#[test]
+fn daemon_agent_audit_exports_the_gauge_of_a_project_seen_in_traffic() {
+    if !privileged() {
+        return;
+    }
+    let (host, addr) = SEEN_HOST;
+    // Drop order (reverse): gatewatch, cgroup, fake, namespace.
+    let ns = Netns::new("seen");
+    ns.etc_file("hosts", &format!("127.0.0.1 localhost\n{addr} {host}\n"));
+    // On 443: a project seen in traffic is https://HOST/api/projects/_project.
+    let fake = Fake::start_in(Some(&ns), addr, 443);
+    let cgroup = TestCgroup::new("seen");
+    let ca = fake.ca();
+    // No --project-endpoint: only traffic can name a project to audit.
+    let gw = Gatewatch::start_in(
+        &ns,
+        &cgroup,
+        &["--agent-audit", "--azure-ca-file", &ca],
+        &[
+            ("GATEWATCH_AZURE_TOKEN", "good-token"),
+            ("AZURE_POD_IDENTITY_AUTHORITY_HOST", NO_IMDS),
+        ],
+    );
+    // The workload: curl in the watched cgroup, resolving the Foundry host
+    // through the namespace's hosts file; its TLS SNI names the host.
+    run_ok(
+        ns.command(Some(&cgroup), "curl")
+            .args(["-sS", "-o", "/dev/null", "--max-time", "5", "--cacert", &ca])
+            .args(["-H", "Authorization: Bearer good-token"])
+            .arg(format!(
+                "https://{host}/api/projects/_project/openai/responses"
+            )),
+    );
+    let project = format!("{host}/_project");
+    let m = gw.wait_for("the audit of the project seen in traffic", |m| {
+        m.sum(
+            "gatewatch_agent_audits_total",
+            &[("project", &project), ("outcome", "ok")],
+        ) >= 1.0
+    });
+    for (agent, model, route) in [
+        ("apim-agent", "corp-apim/gpt-4.1-mini", "gateway"),
+        ("direct-agent", "gpt-4.1-mini", "direct"),
+        ("ghost-agent", "missing-conn/gpt-4o", "unknown"),
+    ] {
+        let labels = [
+            ("project", project.as_str()),
+            ("agent", agent),
+            ("model", model),
+            ("route", route),
+        ];
+        assert_eq!(
+            m.sum("gatewatch_agent_models", &labels),
+            1.0,
+            "{labels:?} in:\n{}",
+            m.text
+        );
+    }
+    // The daemon listed the host's default project (the workload's own
+    // request went to another path).
+    let log = fake.requests();
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("GET /api/projects/_project/agents?")),
+        "{log:#?}"
+    );
+    // And `top`'s marker joins the calling workload to that audit.
+    let (code, body) = gw.get("/api/v1/agents/workloads");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains(host) && body.contains("curl"), "{body}");
 }
