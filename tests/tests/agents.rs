@@ -537,24 +537,7 @@ fn daemon_agent_audit_exports_the_gauge_of_configured_projects() {
             &[("project", &project), ("outcome", "ok")],
         ) >= 1.0
     });
-    for (agent, model, route) in [
-        ("apim-agent", "corp-apim/gpt-4.1-mini", "gateway"),
-        ("direct-agent", "gpt-4.1-mini", "direct"),
-        ("ghost-agent", "missing-conn/gpt-4o", "unknown"),
-    ] {
-        let labels = [
-            ("project", project.as_str()),
-            ("agent", agent),
-            ("model", model),
-            ("route", route),
-        ];
-        assert_eq!(
-            m.sum("gatewatch_agent_models", &labels),
-            1.0,
-            "{labels:?} in:\n{}",
-            m.text
-        );
-    }
+    assert_fake_agents_gauge(&m, &project);
     // No workload of this test called a *.services.ai.azure.com host, so
     // `top` has nothing to mark; the endpoint answers all the same.
     let (code, body) = gw.get("/api/v1/agents/workloads");
@@ -601,24 +584,7 @@ fn daemon_agent_audit_exports_the_gauge_of_a_project_seen_in_traffic() {
             &[("project", &project), ("outcome", "ok")],
         ) >= 1.0
     });
-    for (agent, model, route) in [
-        ("apim-agent", "corp-apim/gpt-4.1-mini", "gateway"),
-        ("direct-agent", "gpt-4.1-mini", "direct"),
-        ("ghost-agent", "missing-conn/gpt-4o", "unknown"),
-    ] {
-        let labels = [
-            ("project", project.as_str()),
-            ("agent", agent),
-            ("model", model),
-            ("route", route),
-        ];
-        assert_eq!(
-            m.sum("gatewatch_agent_models", &labels),
-            1.0,
-            "{labels:?} in:\n{}",
-            m.text
-        );
-    }
+    assert_fake_agents_gauge(&m, &project);
     // The daemon listed the host's default project (the workload's own
     // request went to another path).
     let log = fake.requests();
@@ -631,4 +597,26 @@ fn daemon_agent_audit_exports_the_gauge_of_a_project_seen_in_traffic() {
     let (code, body) = gw.get("/api/v1/agents/workloads");
     assert_eq!(code, 200, "{body}");
     assert!(body.contains(host) && body.contains("curl"), "{body}");
+}
+
+/// The fake project's three agents, each with its route, in the gauge.
+fn assert_fake_agents_gauge(m: &tests::Metrics, project: &str) {
+    for (agent, model, route) in [
+        ("apim-agent", "corp-apim/gpt-4.1-mini", "gateway"),
+        ("direct-agent", "gpt-4.1-mini", "direct"),
+        ("ghost-agent", "missing-conn/gpt-4o", "unknown"),
+    ] {
+        let labels = [
+            ("project", project),
+            ("agent", agent),
+            ("model", model),
+            ("route", route),
+        ];
+        assert_eq!(
+            m.sum("gatewatch_agent_models", &labels),
+            1.0,
+            "{labels:?} in:\n{}",
+            m.text
+        );
+    }
 }

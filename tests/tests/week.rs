@@ -154,6 +154,17 @@ fn serve_once(
     (addr, handle)
 }
 
+/// Runs a Python client inside the node's cgroup, to completion.
+fn python_in(node: &Node, code: &str) {
+    let status = node
+        .root
+        .command("python3")
+        .args(["-c", code])
+        .status()
+        .expect("run python3");
+    assert!(status.success(), "the Python client failed: {status}");
+}
+
 fn failures(m: &tests::Metrics) -> f64 {
     m.sum("gatewatch_connection_failures_total", &[])
 }
@@ -177,13 +188,7 @@ fn a_client_closing_with_unread_bytes_after_a_whole_response_is_not_a_failure() 
         addr.ip(),
         addr.port()
     );
-    let status = node
-        .root
-        .command("python3")
-        .args(["-c", &code])
-        .status()
-        .expect("run python3");
-    assert!(status.success(), "the Python client failed: {status}");
+    python_in(&node, &code);
     server.join().expect("server thread");
     let m = gw.wait_for("the closed connection", |m| {
         m.sum("gatewatch_connection_duration_seconds_count", &[]) >= 1.0
@@ -211,13 +216,7 @@ fn a_server_that_answers_with_a_reset_is_counted_reset() {
         addr.ip(),
         addr.port()
     );
-    let status = node
-        .root
-        .command("python3")
-        .args(["-c", &code])
-        .status()
-        .expect("run python3");
-    assert!(status.success(), "the client failed: {status}");
+    python_in(&node, &code);
     server.join().expect("server thread");
     let m = gw.wait_for("the reset connection", |m| {
         m.sum(
