@@ -93,6 +93,8 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// The whole metric contract, one registration per metric with its
+    /// name, help and labels: kept in one place so it reads as the contract.
     pub fn new() -> Self {
         let r = Registry::new();
         let connections = counter(

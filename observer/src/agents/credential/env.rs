@@ -11,6 +11,9 @@ use super::{
 /// production, a map in tests). Auto mode follows the order Azure SDKs use
 /// and takes the first source that is configured, so an explicit setting is
 /// never silently replaced by another identity; IMDS is the fallback.
+///
+/// One function on purpose: the order of the chain is the contract, and it
+/// reads top to bottom here.
 pub fn resolve(
     env: &dyn Fn(&str) -> Option<String>,
     mode: Mode,

@@ -50,6 +50,8 @@ impl TokenProvider {
         Ok(secret)
     }
 
+    /// One arm per credential source, each a short exchange: kept together
+    /// so the sources' requests can be compared side by side.
     fn fetch(&self, http: &Http, now: SystemTime) -> Result<AccessToken, CredentialError> {
         let credential = self.source.describe();
         match &self.source {
