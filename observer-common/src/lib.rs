@@ -10,10 +10,6 @@
 /// time with `gatewatch run --ring-bytes`.
 pub const RING_BUF_BYTES: u32 = 8 << 20;
 
-/// Connections whose first payload bytes are still being captured. An LRU map:
-/// a connection that never sends anything is evicted, never leaked.
-pub const CAPTURE_FLOWS_MAX: u32 = 65_536;
-
 /// First bytes of a connection copied for naming: enough for a ClientHello
 /// with a post-quantum key share (about 1.8 KiB) or an HTTP request head.
 pub const PAYLOAD_CAPTURE_MAX: usize = 2048;
@@ -49,6 +45,19 @@ pub const DROP_SLOTS: u32 = 7;
 /// Bits of `StateEvent::close_flags`.
 /// The peer sent a RST (seen by the ingress program before the close).
 pub const CLOSE_PEER_RESET: u32 = 1;
+/// `connect()` never sent a SYN (no route, refused by another cgroup
+/// program, or a deferred Fast Open connect never written to); the record
+/// comes from the socket's release, or from the next `connect()` on it.
+pub const CLOSE_NO_SYN: u32 = 2;
+
+/// Bits of `SockState::flags`.
+/// `connect()` was seen (and reported) on this socket.
+pub const SOCK_WATCHED: u32 = 1;
+/// The SYN was sent (`BPF_SOCK_OPS_TCP_CONNECT_CB`).
+pub const SOCK_SYN_SENT: u32 = 2;
+/// The first payload bytes are captured (or will not be): egress stops
+/// looking at this socket after one lookup.
+pub const SOCK_CAPTURE_DONE: u32 = 4;
 
 pub const AF_INET: u16 = 2;
 pub const AF_INET6: u16 = 10;
@@ -174,32 +183,29 @@ pub struct StateEvent {
     pub _pad: u32,
 }
 
-/// Per-socket state of a watched TCP socket (socket-local storage).
+/// Per-socket state of a watched TCP socket, in socket-local storage:
+/// created at `connect()`, freed with the socket, so nothing is evicted
+/// and nothing leaks however many connections are open.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SockState {
     /// `CLOSE_*` bits gathered over the socket's life.
     pub close_flags: u32,
-    pub _pad: u32,
-}
-
-/// Kernel-side capture progress of one connection (LRU map value).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct CaptureState {
+    /// `SOCK_*` bits.
+    pub flags: u32,
     /// TCP sequence number of the first payload byte.
     pub first_seq: u32,
-    /// Stop once the stream has this many bytes (0 until the first segment).
+    /// Stop capturing once the stream has this many bytes (0 until the
+    /// first segment).
     pub expected: u32,
+    /// Segments copied so far.
     pub segments: u32,
     pub _pad: u32,
 }
 
 #[cfg(feature = "user")]
 mod user {
-    // SAFETY: plain-old-data records with explicit padding and no pointers.
-    unsafe impl aya::Pod for super::CaptureState {}
-    // SAFETY: as above.
+    // SAFETY: plain-old-data record with explicit padding and no pointers.
     unsafe impl aya::Pod for super::SockState {}
 }
 

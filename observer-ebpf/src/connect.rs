@@ -10,10 +10,14 @@ use aya_ebpf::{
 use aya_log_ebpf::debug;
 use core::ptr::{addr_of, read_volatile};
 use observer_common::{
-    AF_INET, COMM_LEN, CaptureState, ConnectEvent, DROP_CONNECT, EVENT_CONNECT, IPPROTO_TCP,
+    AF_INET, CLOSE_NO_SYN, COMM_LEN, ConnectEvent, DROP_CONNECT, EVENT_CONNECT, IPPROTO_TCP,
+    SOCK_SYN_SENT, SOCK_WATCHED, SockState, TCP_CLOSE,
 };
 
-use crate::maps::{CAPTURE, EVENTS, OWN_TGID, count_drop, submit_flags};
+use crate::{
+    lifecycle::emit_unsent,
+    maps::{EVENTS, OWN_TGID, count_drop, sock_state, submit_flags},
+};
 
 const SOCK_STREAM: u32 = 1;
 
@@ -33,9 +37,26 @@ pub fn try_connect(ctx: &SockAddrContext, family: u16) -> Result<(), i64> {
     }
     // SAFETY: helper calls on the program's own context.
     let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
-    // Ask the egress program for this connection's first bytes. A full LRU
-    // map evicts the oldest waiting connection; nothing blocks.
-    let _ = CAPTURE.insert(cookie, CaptureState::default(), 0);
+    // Socket-local state asks egress for this connection's first bytes and
+    // lets release tell a connect that never sent its SYN.
+    // SAFETY: reading a field of the program's own context.
+    let state = sock_state(
+        unsafe { read_volatile(addr_of!(sa.__bindgen_anon_1.sk)) },
+        true,
+    );
+    if !state.is_null() {
+        // SAFETY: socket-local storage of this socket, valid for the run.
+        let state = unsafe { &mut *state };
+        // A second connect() on a socket whose first one never sent a SYN
+        // (retrying after ENETUNREACH): end the first attempt now.
+        if state.flags & (SOCK_WATCHED | SOCK_SYN_SENT) == SOCK_WATCHED {
+            emit_unsent(cookie, TCP_CLOSE, CLOSE_NO_SYN);
+        }
+        *state = SockState {
+            flags: SOCK_WATCHED,
+            ..SockState::default()
+        };
+    }
 
     let mut daddr = [0u8; 16];
     if family == AF_INET {

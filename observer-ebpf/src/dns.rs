@@ -56,12 +56,13 @@ pub fn try_ingress(ctx: &SkBuffContext) -> Result<(), i64> {
     Ok(())
 }
 
-/// Marks the receiving socket as reset by its peer; read when it closes.
+/// Marks the receiving socket, if watched, as reset by its peer; read when
+/// it closes.
 #[inline(always)]
 fn note_peer_reset(ctx: &SkBuffContext) {
     // SAFETY: reading a field of the program's own context.
     let sk = unsafe { (*ctx.skb.skb).__bindgen_anon_2.sk };
-    let state = sock_state(sk, true);
+    let state = sock_state(sk, false);
     if !state.is_null() {
         // SAFETY: socket-local storage of this socket, valid for the run.
         unsafe { (*state).close_flags |= CLOSE_PEER_RESET };

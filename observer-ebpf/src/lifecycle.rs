@@ -1,6 +1,8 @@
 //! sock_ops: established and closed, with the kernel's own byte counters,
 //! for actively opened TCP connections. State callbacks are switched on per
 //! socket at connect, so passive and unwatched sockets cost nothing more.
+//! sock_release: the end of a watched socket whose `connect()` never sent a
+//! SYN, which the TCP state machine never reports.
 use aya_ebpf::{
     EbpfContext as _,
     bindings::{
@@ -8,32 +10,81 @@ use aya_ebpf::{
         BPF_SOCK_OPS_TCP_CONNECT_CB,
     },
     helpers::generated::{bpf_get_socket_cookie, bpf_ktime_get_ns},
-    programs::SockOpsContext,
+    programs::{SockContext, SockOpsContext},
 };
+use core::ptr::{addr_of, read_volatile};
 use observer_common::{
-    DROP_STATE, EVENT_STATE, STATE_CLOSED, STATE_ESTABLISHED, StateEvent, TCP_CLOSE,
+    CLOSE_NO_SYN, DROP_STATE, EVENT_STATE, SOCK_SYN_SENT, SOCK_WATCHED, STATE_CLOSED,
+    STATE_ESTABLISHED, StateEvent, TCP_CLOSE,
 };
 
-use crate::maps::{CAPTURE, EVENTS, count_drop, sock_state, submit_flags};
+use crate::maps::{EVENTS, count_drop, sock_state, submit_flags};
 
 pub fn try_sock_ops(ctx: &SockOpsContext) -> Result<(), i64> {
     match ctx.op() {
         BPF_SOCK_OPS_TCP_CONNECT_CB => {
             let flags = ctx.cb_flags() | BPF_SOCK_OPS_STATE_CB_FLAG;
             ctx.set_cb_flags(flags as i32).map_err(i64::from)?;
+            // SAFETY: reading a field of the program's own context.
+            let state = sock_state(unsafe { (*ctx.ops).__bindgen_anon_2.sk }, false);
+            if !state.is_null() {
+                // SAFETY: socket-local storage of this socket, valid for the run.
+                unsafe { (*state).flags |= SOCK_SYN_SENT };
+            }
         }
         BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB => emit(ctx, STATE_ESTABLISHED, 0),
-        BPF_SOCK_OPS_STATE_CB if ctx.arg(1) == TCP_CLOSE => {
-            // A connection that closes before sending anything is no longer
-            // waited for.
-            // SAFETY: helper call on the program's own context.
-            let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
-            let _ = CAPTURE.remove(cookie);
-            emit(ctx, STATE_CLOSED, ctx.arg(0));
-        }
+        BPF_SOCK_OPS_STATE_CB if ctx.arg(1) == TCP_CLOSE => emit(ctx, STATE_CLOSED, ctx.arg(0)),
         _ => {}
     }
     Ok(())
+}
+
+/// A watched socket released without its SYN ever sent: report its end,
+/// with the state it is in (`TCP_CLOSE` after a failed connect,
+/// `TCP_SYN_SENT` for a deferred Fast Open connect never written to).
+pub fn try_release(ctx: &SockContext) -> Result<(), i64> {
+    let state = sock_state(ctx.sock, false);
+    if state.is_null() {
+        return Ok(());
+    }
+    // SAFETY: socket-local storage of this socket, valid for the run.
+    let flags = unsafe { (*state).flags };
+    if flags & (SOCK_WATCHED | SOCK_SYN_SENT) != SOCK_WATCHED {
+        return Ok(());
+    }
+    // SAFETY: reading fields of the program's own context.
+    let (tcp_state, cookie) = unsafe {
+        (
+            read_volatile(addr_of!((*ctx.sock).state)),
+            bpf_get_socket_cookie(ctx.as_ptr()),
+        )
+    };
+    emit_unsent(cookie, tcp_state, CLOSE_NO_SYN);
+    Ok(())
+}
+
+/// The close record of a connect that sent nothing: no bytes, no
+/// retransmits.
+#[inline(always)]
+pub fn emit_unsent(cookie: u64, old_state: u32, close_flags: u32) {
+    let Some(mut entry) = EVENTS.reserve::<StateEvent>(0) else {
+        count_drop(DROP_STATE);
+        return;
+    };
+    entry.write(StateEvent {
+        kind: EVENT_STATE,
+        state: STATE_CLOSED,
+        // SAFETY: helper call.
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+        cookie,
+        bytes_sent: 0,
+        bytes_received: 0,
+        old_state,
+        total_retrans: 0,
+        close_flags,
+        _pad: 0,
+    });
+    entry.submit(submit_flags());
 }
 
 #[inline(always)]

@@ -12,8 +12,8 @@ mod net;
 mod payload;
 
 use aya_ebpf::{
-    macros::{cgroup_skb, cgroup_sock_addr, sock_ops},
-    programs::{SkBuffContext, SockAddrContext, SockOpsContext},
+    macros::{cgroup_skb, cgroup_sock, cgroup_sock_addr, sock_ops},
+    programs::{SkBuffContext, SockAddrContext, SockContext, SockOpsContext},
 };
 use observer_common::{AF_INET, AF_INET6};
 
@@ -52,6 +52,13 @@ pub fn lifecycle(ctx: SockOpsContext) -> u32 {
     let _ = lifecycle::try_sock_ops(&ctx);
     // sock_ops return values only matter for a few ops; 1 means "ok".
     1
+}
+
+/// The end of a watched socket whose `connect()` never sent a SYN.
+#[cgroup_sock(sock_release)]
+pub fn release(ctx: SockContext) -> i32 {
+    let _ = lifecycle::try_release(&ctx);
+    ALLOW
 }
 
 #[cfg(not(test))]

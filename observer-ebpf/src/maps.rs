@@ -5,9 +5,9 @@ use aya_ebpf::{
     btf_maps::SkStorage,
     helpers::generated::bpf_sk_storage_get,
     macros::{btf_map, map},
-    maps::{LruHashMap, PerCpuArray, RingBuf},
+    maps::{PerCpuArray, RingBuf},
 };
-use observer_common::{CAPTURE_FLOWS_MAX, CaptureState, DROP_SLOTS, RING_BUF_BYTES, SockState};
+use observer_common::{DROP_SLOTS, RING_BUF_BYTES, SockState};
 
 /// Every record for userspace, in arrival order.
 #[map]
@@ -17,17 +17,11 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(RING_BUF_BYTES, 0);
 #[map]
 pub static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(DROP_SLOTS, 0);
 
-/// Connections whose first payload bytes are still wanted, by socket cookie.
-/// Entries leave at the last wanted segment or at close (sock_ops), so the
-/// map stays small and inserts stay cheap: a full LRU map makes every insert
-/// evict, which measured at over 1 µs per connect.
-#[map]
-pub static CAPTURE: LruHashMap<u64, CaptureState> =
-    LruHashMap::with_max_entries(CAPTURE_FLOWS_MAX, 0);
-
-/// What a watched socket's life showed (e.g. a RST from its peer), read at
-/// its close. Created only when there is something to keep (a RST is rare),
-/// freed with the socket: nothing to evict, nothing to leak.
+/// State of each watched socket: created at `connect()`, read by egress
+/// (capture progress), ingress (a peer's RST), sock_ops and release, and
+/// freed by the kernel with the socket. Unlike a map keyed by cookie it
+/// cannot fill up, so no connection is ever evicted unseen, and a lookup
+/// from a socket is a pointer walk, not a hash.
 #[btf_map]
 pub static SOCKS: SkStorage<SockState> = SkStorage::new();
 

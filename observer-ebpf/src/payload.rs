@@ -1,7 +1,7 @@
 //! Egress: the first bytes each watched TCP connection sends (a TLS
 //! ClientHello or an HTTP request head), reassembled in userspace from at
 //! most `PAYLOAD_SEGMENTS_MAX` segments. Connections that are done, or were
-//! never watched, leave after one map lookup.
+//! never watched, leave after one socket-local storage lookup.
 use aya_ebpf::{
     EbpfContext as _,
     helpers::generated::{bpf_get_socket_cookie, bpf_ktime_get_ns, bpf_skb_load_bytes},
@@ -9,11 +9,11 @@ use aya_ebpf::{
 };
 use observer_common::{
     DROP_HELLO_CUT, DROP_PAYLOAD, DROP_SKB_LOAD, EVENT_PAYLOAD, IPPROTO_TCP, PAYLOAD_CAPTURE_MAX,
-    PAYLOAD_SEGMENTS_MAX, PayloadHeader,
+    PAYLOAD_SEGMENTS_MAX, PayloadHeader, SOCK_CAPTURE_DONE,
 };
 
 use crate::{
-    maps::{CAPTURE, EVENTS, count_drop, submit_flags},
+    maps::{EVENTS, count_drop, sock_state, submit_flags},
     net::l4_offset,
 };
 
@@ -29,14 +29,18 @@ const _: () = assert!(
 );
 
 pub fn try_egress(ctx: &SkBuffContext) -> Result<(), i64> {
-    // SAFETY: helper call on the program's own context.
-    let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
-    let Some(state) = CAPTURE.get_ptr_mut(cookie) else {
+    // SAFETY: reading a field of the program's own context.
+    let sk = unsafe { (*ctx.skb.skb).__bindgen_anon_2.sk };
+    let state = sock_state(sk, false);
+    if state.is_null() {
         return Ok(());
-    };
-    // SAFETY: map values stay valid for the program run; the socket lock
-    // serialises egress of one connection.
+    }
+    // SAFETY: socket-local storage of this socket, valid for the run; the
+    // socket lock serialises egress of one connection.
     let state = unsafe { &mut *state };
+    if state.flags & SOCK_CAPTURE_DONE != 0 {
+        return Ok(());
+    }
 
     let l4 = l4_offset(ctx, IPPROTO_TCP).ok_or(0)?;
     let seq = u32::from_be(ctx.load::<u32>(l4 + 4)?);
@@ -55,7 +59,7 @@ pub fn try_egress(ctx: &SkBuffContext) -> Result<(), i64> {
         seq.wrapping_sub(state.first_seq)
     };
     if offset >= CAPTURE_MAX {
-        let _ = CAPTURE.remove(cookie);
+        state.flags |= SOCK_CAPTURE_DONE;
         return Ok(());
     }
     state.segments += 1;
@@ -64,8 +68,10 @@ pub fn try_egress(ctx: &SkBuffContext) -> Result<(), i64> {
         if end < state.expected {
             count_drop(DROP_HELLO_CUT);
         }
-        let _ = CAPTURE.remove(cookie);
+        state.flags |= SOCK_CAPTURE_DONE;
     }
+    // SAFETY: helper call on the program's own context.
+    let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
     emit(
         ctx,
         EVENT_PAYLOAD,

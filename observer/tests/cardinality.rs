@@ -130,6 +130,7 @@ fn connection(t: &mut FlowTable<Outputs>, cookie: u64, cgroup_id: u64, comm: &st
                 old_state: FIN_WAIT2,
                 total_retrans: 0,
                 peer_reset: false,
+                no_syn: false,
             }),
         }),
         now,

@@ -10,6 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use observer::capture::PROGRAMS;
 use tests::{
     Listener, Metrics, TestCgroup, WAIT, cgroup2_root, free_port, gatewatch_bin,
     hardening::{Daemon, FastServer, attached_ids, eventually, tail},
@@ -20,7 +21,6 @@ use tests::{
 };
 
 const CONNECTIONS: &str = "gatewatch_connections_total";
-const PROGRAMS: [&str; 5] = ["connect4", "connect6", "egress", "ingress", "lifecycle"];
 /// Connections gatewatch's own API client must have made after attaching
 /// before its absence from the counts means anything.
 const OWN_CONNECTIONS: u64 = 2;

@@ -14,6 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use observer::capture::PROGRAMS;
 use tests::{
     Gatewatch, Listener, Metrics, TestCgroup, WAIT, attached_programs, free_port,
     hardening::{
@@ -28,7 +29,6 @@ const CLIENT: &str = env!("CARGO_BIN_EXE_gwclient");
 const LOAD: &str = env!("CARGO_BIN_EXE_gwload");
 const CONNECTIONS: &str = "gatewatch_connections_total";
 const FOLDED: &str = "gatewatch_label_values_folded_total";
-const PROGRAMS: [&str; 5] = ["connect4", "connect6", "egress", "ingress", "lifecycle"];
 /// How long the kernel gets to free a dead process's links, programs and maps.
 const RELEASE: Duration = Duration::from_secs(10);
 

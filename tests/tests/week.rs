@@ -7,7 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tests::{Gatewatch, Listener, kubelet::Node, lab::ChildGuard, privileged};
+use tests::{Gatewatch, Listener, Netns, kubelet::Node, lab::ChildGuard, privileged};
 
 const CLIENT: &str = env!("CARGO_BIN_EXE_gwclient");
 /// Pods made and removed, three times the label cap below.
@@ -225,4 +225,81 @@ fn a_server_that_answers_with_a_reset_is_counted_reset() {
         ) == 1.0
     });
     assert_eq!(failures(&m), 1.0, "{}", m.text);
+}
+
+#[test]
+fn a_connect_that_fails_before_its_syn_is_a_not_sent_failure_and_leaves_no_live_flow() {
+    if !privileged() {
+        return;
+    }
+    // A namespace with only loopback: connect() to anything else fails with
+    // ENETUNREACH before a SYN exists, which the TCP state machine never
+    // reports. The client retries on the same socket, then closes it.
+    let ns = Netns::new("unsent");
+    let node = Node::new();
+    let gw = node.gatewatch(&["--provider", "openai=10.9.9.9:443"]);
+    let code = "import socket,errno\ns=socket.socket()\nfor _ in range(2):\n    try:\n        s.connect(('10.9.9.9',443))\n        raise SystemExit('connected')\n    except OSError as e:\n        assert e.errno==errno.ENETUNREACH, e\ns.close()\n";
+    let status = ns
+        .command(Some(&node.root), "python3")
+        .args(["-c", code])
+        .status()
+        .expect("run python3 in the namespace");
+    assert!(status.success(), "the Python client failed: {status}");
+    let m = gw.wait_for("two not-sent attempts", |m| {
+        m.sum(
+            "gatewatch_connection_failures_total",
+            &[("reason", "not_sent")],
+        ) == 2.0
+    });
+    assert_eq!(failures(&m), 2.0, "only not_sent:\n{}", m.text);
+    assert_eq!(
+        m.sum("gatewatch_active_connections", &[]),
+        0.0,
+        "nothing lingers as active:\n{}",
+        m.text
+    );
+    let (_, flows) = gw.get("/api/v1/flows?route=direct");
+    assert_eq!(flows.matches(r#""close":"not_sent""#).count(), 2, "{flows}");
+}
+
+#[test]
+fn a_syn_nobody_answers_is_a_timeout_failure() {
+    if !privileged() {
+        return;
+    }
+    // The SYN and its retransmit go out of a veth to a neighbour that does
+    // not exist (its peer end drops frames not addressed to it); the client
+    // gives up after 1.5 s, as an SDK with a short connect timeout does.
+    let ns = Netns::new("silent");
+    ns.ip(&["link", "add", "va", "type", "veth", "peer", "name", "vb"]);
+    ns.ip(&["addr", "add", "10.9.8.1/24", "dev", "va"]);
+    ns.ip(&["link", "set", "va", "up"]);
+    ns.ip(&["link", "set", "vb", "up"]);
+    ns.ip(&[
+        "neigh",
+        "add",
+        "10.9.8.2",
+        "lladdr",
+        "02:00:00:00:00:02",
+        "dev",
+        "va",
+        "nud",
+        "permanent",
+    ]);
+    let node = Node::new();
+    let gw = node.gatewatch(&["--provider", "openai=10.9.8.2:443"]);
+    let code = "import socket\ns=socket.socket()\ns.settimeout(1.5)\ntry:\n    s.connect(('10.9.8.2',443))\n    raise SystemExit('connected')\nexcept socket.timeout:\n    pass\ns.close()\n";
+    let status = ns
+        .command(Some(&node.root), "python3")
+        .args(["-c", code])
+        .status()
+        .expect("run python3 in the namespace");
+    assert!(status.success(), "the Python client failed: {status}");
+    let m = gw.wait_for("the timed-out connect", |m| {
+        m.sum(
+            "gatewatch_connection_failures_total",
+            &[("reason", "timeout")],
+        ) == 1.0
+    });
+    assert_eq!(failures(&m), 1.0, "only the timeout:\n{}", m.text);
 }

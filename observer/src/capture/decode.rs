@@ -45,6 +45,8 @@ pub struct Closed {
     pub total_retrans: u32,
     /// The peer sent a RST before the close.
     pub peer_reset: bool,
+    /// `connect()` never sent a SYN.
+    pub no_syn: bool,
 }
 
 /// How a connection moved on, from the kernel's TCP state machine.
@@ -126,6 +128,7 @@ pub fn decode(record: &[u8]) -> Result<Event, DecodeError> {
                     old_state: raw.old_state,
                     total_retrans: raw.total_retrans,
                     peer_reset: raw.close_flags & common::CLOSE_PEER_RESET != 0,
+                    no_syn: raw.close_flags & common::CLOSE_NO_SYN != 0,
                 }),
                 other => return Err(DecodeError::UnknownState(other)),
             };

@@ -10,7 +10,8 @@ use aya::{
     Ebpf, EbpfLoader,
     maps::{MapData, PerCpuArray, RingBuf},
     programs::{
-        CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, ProgramError, SockOps,
+        CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSock, CgroupSockAddr, ProgramError,
+        SockOps,
     },
 };
 use observer_common::{DROP_SLOTS, PAYLOAD_SEGMENTS_MAX};
@@ -35,7 +36,14 @@ const VERIFIER_LOG_TAIL: usize = 25;
 const ATTACH_MODE: CgroupAttachMode = CgroupAttachMode::Single;
 
 /// Programs by ELF name, in attach order.
-pub const PROGRAMS: [&str; 5] = ["connect4", "connect6", "egress", "ingress", "lifecycle"];
+pub const PROGRAMS: [&str; 6] = [
+    "connect4",
+    "connect6",
+    "egress",
+    "ingress",
+    "lifecycle",
+    "release",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -242,6 +250,10 @@ fn attach_all(ebpf: &mut Ebpf, cgroup_file: &File, cgroup: &Path) -> Result<(), 
     prog.load().map_err(|e| load_error("lifecycle", e))?;
     prog.attach(cgroup_file, ATTACH_MODE)
         .map_err(attach_err("lifecycle"))?;
+    let prog: &mut CgroupSock = program(ebpf, "release")?;
+    prog.load().map_err(|e| load_error("release", e))?;
+    prog.attach(cgroup_file, ATTACH_MODE)
+        .map_err(attach_err("release"))?;
     Ok(())
 }
 

@@ -1,12 +1,12 @@
 //! What the kernel's TCP state machine says of a connection's end: payload
 //! bytes and whether (and why) it failed. Pure arithmetic on the close
 //! record.
-use observer_common::{TCP_ESTABLISHED, TCP_SYN_SENT};
+use observer_common::{TCP_CLOSE, TCP_ESTABLISHED, TCP_SYN_SENT};
 
 use super::record::{CloseHow, FlowState};
 
 /// Every `reason` a failed connection can have.
-pub const FAILURE_REASONS: [&str; 3] = ["refused", "timeout", "reset"];
+pub const FAILURE_REASONS: [&str; 4] = ["refused", "timeout", "reset", "not_sent"];
 
 /// What the kernel said of a connection's end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,13 +17,15 @@ pub struct Close {
     pub old_state: u32,
     pub total_retrans: u32,
     pub peer_reset: bool,
+    /// `connect()` never sent a SYN.
+    pub no_syn: bool,
 }
 
 /// A finished connection, as the outputs record it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlowEnd {
     pub state: FlowState,
-    /// `refused`, `timeout` or `reset` when `state` is `Failed`.
+    /// One of `FAILURE_REASONS` when `state` is `Failed`.
     pub failure: Option<&'static str>,
     pub how: CloseHow,
     pub bytes_sent: u64,
@@ -81,11 +83,12 @@ pub fn payload_bytes(close: &Close, established: bool) -> (u64, u64) {
     (sent, received)
 }
 
-/// How a connection ended, from the state it closed from and whether its
-/// peer sent a RST (seen by the ingress program).
+/// How a connection ended, from the state it closed from, whether its
+/// peer sent a RST (seen by the ingress program) and whether a SYN left.
 pub fn close_how(close: &Close, established: bool) -> CloseHow {
     const CLOSE_WAIT: u32 = 8;
     match close.old_state {
+        TCP_CLOSE if close.no_syn => CloseHow::NotSent,
         TCP_SYN_SENT if close.peer_reset => CloseHow::Refused,
         TCP_SYN_SENT if close.total_retrans > 0 => CloseHow::Timeout,
         TCP_SYN_SENT => CloseHow::Abandoned,
@@ -101,6 +104,7 @@ pub fn failure_reason(how: CloseHow) -> Option<&'static str> {
         CloseHow::Refused => Some("refused"),
         CloseHow::Timeout => Some("timeout"),
         CloseHow::PeerReset => Some("reset"),
+        CloseHow::NotSent => Some("not_sent"),
         CloseHow::Fin | CloseHow::LocalAbort | CloseHow::Abandoned => None,
     }
 }

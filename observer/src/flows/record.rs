@@ -50,6 +50,9 @@ pub enum CloseHow {
     /// This side gave up while connecting, before any answer (a Happy
     /// Eyeballs loser, a short connect timeout): not a failure.
     Abandoned,
+    /// `connect()` failed before any packet left (no route to the
+    /// destination, or another cgroup program refused it): `not_sent`.
+    NotSent,
 }
 
 /// One classified connection, as the API shows it.

@@ -321,5 +321,6 @@ fn close_at(ts_ns: u64, c: crate::capture::Closed) -> Close {
         old_state: c.old_state,
         total_retrans: c.total_retrans,
         peer_reset: c.peer_reset,
+        no_syn: c.no_syn,
     }
 }

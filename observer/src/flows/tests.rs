@@ -92,6 +92,7 @@ fn closed_rst(
         old_state,
         total_retrans: retrans,
         peer_reset,
+        no_syn: false,
     })
 }
 
@@ -354,4 +355,42 @@ fn a_local_abort_and_an_abandoned_connect_are_not_failures() {
     t.handle(state(2, 3, closed(0, 0, TCP_SYN_SENT, 0)), now);
     assert_eq!(failures(), 0.0, "neither is a failure");
     assert_eq!(t.live_len(), 0);
+}
+
+#[test]
+fn a_connect_that_never_sent_its_syn_is_a_not_sent_failure_and_leaves_the_live_table() {
+    let (mut t, m) = table(100, false);
+    let now = Instant::now();
+    let fail = |reason: &str| {
+        let mut labels = vec![reason];
+        labels.extend(DIRECT);
+        m.failures.with_label_values(&labels).get()
+    };
+    let unsent = |old_state| {
+        StateChange::Closed(Closed {
+            bytes_sent: 0,
+            bytes_received: 0,
+            old_state,
+            total_retrans: 0,
+            peer_reset: false,
+            no_syn: true,
+        })
+    };
+    // No route (or another program's EPERM): the release program reports
+    // the socket, still in CLOSE.
+    let mut done = t.handle(connect(1, "127.0.0.2:443"), now);
+    done.extend(t.handle(state(1, 2, unsent(observer_common::TCP_CLOSE)), now));
+    done.extend(t.expire(now + Duration::from_millis(100)));
+    assert_eq!(done.len(), 1, "{done:?}");
+    assert_eq!(done[0].close, Some(super::record::CloseHow::NotSent));
+    assert_eq!(done[0].state, FlowState::Failed);
+    assert_eq!(fail("not_sent"), 1);
+    // A deferred Fast Open connect released before any write: given up,
+    // not failed.
+    let mut done = t.handle(connect(2, "127.0.0.2:443"), now);
+    done.extend(t.handle(state(2, 3, unsent(TCP_SYN_SENT)), now));
+    done.extend(t.expire(now + Duration::from_millis(200)));
+    assert_eq!(done[0].close, Some(super::record::CloseHow::Abandoned));
+    assert_eq!(fail("not_sent"), 1);
+    assert_eq!(t.live_len(), 0, "nothing lingers");
 }
