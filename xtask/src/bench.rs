@@ -13,6 +13,7 @@
 //!
 //! Everything runs on loopback, is bounded in time, and is undone by drop
 //! guards (processes stopped by pid, cgroups removed, statistics off).
+mod deployed;
 mod kstats;
 mod load;
 mod machine;
@@ -173,6 +174,14 @@ fn system(bin: &std::path::Path, r: &mut report::Report) -> anyhow::Result<()> {
         .into_iter()
         .collect::<BTreeMap<_, _>>();
     daemon.stop()?;
+    r.deployed = deployed::run(
+        bin,
+        &plain,
+        &nginx.url(),
+        &nginx.targets()[0],
+        pairs(),
+        wrk_seconds(),
+    )?;
     drop(nginx);
     Ok(())
 }

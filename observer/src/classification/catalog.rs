@@ -128,12 +128,21 @@ impl Catalog {
     /// suffix beats a shorter one, so an `exclude` entry for a narrower
     /// suffix overrides a broad gateway wildcard.
     pub fn lookup(&self, host: &str, port: u16) -> Option<(&Entry, &HostPattern)> {
+        let (e, p) = self.lookup_index(host, port)?;
+        let entry = &self.entries[e];
+        Some((entry, &entry.patterns[p]))
+    }
+
+    /// As [`Catalog::lookup`], by position: (entry, pattern within it).
+    pub fn lookup_index(&self, host: &str, port: u16) -> Option<(usize, usize)> {
         self.entries
             .iter()
-            .filter(|e| e.ports.is_empty() || e.ports.contains(&port))
-            .flat_map(|e| e.patterns.iter().map(move |p| (e, p)))
-            .filter(|(_, p)| p.matches(host))
-            .max_by_key(|(_, p)| p.specificity())
+            .enumerate()
+            .filter(|(_, e)| e.ports.is_empty() || e.ports.contains(&port))
+            .flat_map(|(i, e)| e.patterns.iter().enumerate().map(move |(j, p)| (i, j, p)))
+            .filter(|(_, _, p)| p.matches(host))
+            .max_by_key(|(_, _, p)| p.specificity())
+            .map(|(i, j, _)| (i, j))
     }
 }
 

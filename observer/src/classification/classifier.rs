@@ -19,7 +19,7 @@
 //! `agent_platform` → `agent_platform`; `model_control` and `exclude` →
 //! `other`. A `direct` connection made by a gateway workload is
 //! `gateway_upstream`.
-use std::net::IpAddr;
+use std::{net::IpAddr, sync::Arc};
 
 use serde::{Deserialize, Serialize};
 
@@ -45,7 +45,9 @@ pub struct Verdict {
     pub route: Route,
     pub provider: String,
     pub kind: Option<Kind>,
-    pub matched: Option<Matched>,
+    /// Shared with the classifier: made once per rule and catalogue
+    /// pattern, not per connection.
+    pub matched: Option<Arc<Matched>>,
 }
 
 impl Verdict {
@@ -65,6 +67,10 @@ pub struct Classifier {
     catalog: Catalog,
     ignore: Vec<HostPattern>,
     catalog_gateways: bool,
+    /// What each rule's verdict says matched, by rule position.
+    rule_matched: Vec<Arc<Matched>>,
+    /// The same per catalogue entry and pattern.
+    catalog_matched: Vec<Vec<Arc<Matched>>>,
 }
 
 impl Classifier {
@@ -74,11 +80,39 @@ impl Classifier {
         ignore: Vec<HostPattern>,
         catalog_gateways: bool,
     ) -> Self {
+        let rule_matched = rules
+            .iter()
+            .map(|r| {
+                Arc::new(Matched {
+                    source: "rule".into(),
+                    pattern: r.pattern.to_string(),
+                    origin: r.origin.clone(),
+                })
+            })
+            .collect();
+        let catalog_matched = catalog
+            .entries()
+            .iter()
+            .map(|e| {
+                e.patterns
+                    .iter()
+                    .map(|p| {
+                        Arc::new(Matched {
+                            source: "catalog".into(),
+                            pattern: p.to_string(),
+                            origin: e.source.clone(),
+                        })
+                    })
+                    .collect()
+            })
+            .collect();
         Self {
             rules,
             catalog,
             ignore,
             catalog_gateways,
+            rule_matched,
+            catalog_matched,
         }
     }
 
@@ -109,7 +143,7 @@ impl Classifier {
             .and_then(|host| self.most_specific(|r| r.pattern.matches_host(host, port)))
             .or_else(|| self.most_specific(|r| r.pattern.matches_addr(addr, port)));
         let verdict = by_rule
-            .map(|r| self.rule_verdict(r))
+            .map(|i| self.rule_verdict(i))
             .or_else(|| host.as_deref().and_then(|h| self.catalog_verdict(h, port)))
             .unwrap_or_else(Verdict::other);
         if from_gateway_workload && verdict.route == Route::Direct {
@@ -123,7 +157,7 @@ impl Classifier {
 
     /// The matching user rule that points most narrowly; between equally
     /// specific rules a gateway rule wins, then the first given.
-    fn most_specific(&self, matches: impl Fn(&Rule) -> bool) -> Option<&Rule> {
+    fn most_specific(&self, matches: impl Fn(&Rule) -> bool) -> Option<usize> {
         self.rules
             .iter()
             .enumerate()
@@ -132,19 +166,16 @@ impl Classifier {
                 let (dest, port) = r.pattern.specificity();
                 (dest, port, r.kind == Kind::Gateway, std::cmp::Reverse(*i))
             })
-            .map(|(_, r)| r)
+            .map(|(i, _)| i)
     }
 
-    fn rule_verdict(&self, rule: &Rule) -> Verdict {
+    fn rule_verdict(&self, i: usize) -> Verdict {
+        let rule = &self.rules[i];
         Verdict {
             route: route_for(rule.kind, true),
             provider: rule.provider.clone(),
             kind: Some(rule.kind),
-            matched: Some(Matched {
-                source: "rule".into(),
-                pattern: rule.pattern.to_string(),
-                origin: rule.origin.clone(),
-            }),
+            matched: self.rule_matched.get(i).cloned(),
         }
     }
 
@@ -152,16 +183,13 @@ impl Classifier {
         if self.ignore.iter().any(|p| p.matches(host)) {
             return None;
         }
-        let (entry, pattern) = self.catalog.lookup(host, port)?;
+        let (e, p) = self.catalog.lookup_index(host, port)?;
+        let entry = &self.catalog.entries()[e];
         Some(Verdict {
             route: route_for(entry.kind, self.catalog_gateways),
             provider: entry.provider.clone(),
             kind: Some(entry.kind),
-            matched: Some(Matched {
-                source: "catalog".into(),
-                pattern: pattern.to_string(),
-                origin: entry.source.clone(),
-            }),
+            matched: self.catalog_matched.get(e).and_then(|m| m.get(p)).cloned(),
         })
     }
 }

@@ -210,7 +210,7 @@ fn identify(cfg: &Config, cgroup_root: std::path::PathBuf, kube: Option<KubePods
     }
     let selectors = cfg.gateway_workloads.clone();
     Box::new(move |cgroup_id, tgid, comm| {
-        let w = workloads.identify(cgroup_id, tgid);
+        let w = workloads.identify(cgroup_id, tgid, comm);
         let is_gateway = selectors.iter().any(|s| s.matches(&w, comm));
         WorkloadInfo {
             namespace: w.namespace,

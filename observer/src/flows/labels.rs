@@ -93,12 +93,40 @@ impl<'a> Admit<'a> {
     }
 }
 
+/// A registered set as the map's key: equal by address first, so a flow
+/// handing back its shared copy costs no string comparison.
+#[derive(Debug)]
+struct SetKey(SharedLabels);
+
+impl std::hash::Hash for SetKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl PartialEq for SetKey {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || *self.0 == *other.0
+    }
+}
+
+impl Eq for SetKey {}
+
+impl std::borrow::Borrow<FlowLabels> for SetKey {
+    fn borrow(&self) -> &FlowLabels {
+        &self.0
+    }
+}
+
 /// Label sets kept at most; past this, idle sets leave before their time.
 pub const MAX_LABEL_SETS: usize = 65_536;
 
 /// How a registered label set is used.
 #[derive(Debug)]
 struct Use {
+    /// The shared copy (also the map's key), so a lookup by value finds it
+    /// in one probe.
+    shared: SharedLabels,
     /// Live flows carrying it.
     live: u32,
     /// When a flow last took or left it.
@@ -116,7 +144,7 @@ pub struct LabelRegistry {
     ttl: Duration,
     /// Per capped label: each value alive, with how many sets hold it.
     values: HashMap<&'static str, HashMap<String, u32>>,
-    sets: HashMap<SharedLabels, Use>,
+    sets: HashMap<SetKey, Use>,
 }
 
 impl LabelRegistry {
@@ -144,11 +172,10 @@ impl LabelRegistry {
     /// Registers one more live flow with `labels`; returns the shared copy
     /// and whether the set is new (its series do not exist yet).
     pub fn acquire(&mut self, labels: FlowLabels, now: Instant) -> (SharedLabels, bool) {
-        if let Some(shared) = self.sets.get_key_value(&labels).map(|(k, _)| k.clone()) {
-            let used = self.sets.get_mut(&shared).expect("just found");
+        if let Some(used) = self.sets.get_mut(&labels) {
             used.live += 1;
             used.last_used = now;
-            return (shared, false);
+            return (used.shared.clone(), false);
         }
         for (label, value) in capped(&labels) {
             if !value.is_empty() && value != OVERFLOW_VALUE {
@@ -162,8 +189,9 @@ impl LabelRegistry {
         }
         let shared = Arc::new(labels);
         self.sets.insert(
-            shared.clone(),
+            SetKey(shared.clone()),
             Use {
+                shared: shared.clone(),
                 live: 1,
                 last_used: now,
             },
@@ -172,8 +200,8 @@ impl LabelRegistry {
     }
 
     /// A flow with `labels` closed (or was counted already closed).
-    pub fn release(&mut self, labels: &FlowLabels, now: Instant) {
-        if let Some(used) = self.sets.get_mut(labels) {
+    pub fn release(&mut self, labels: &SharedLabels, now: Instant) {
+        if let Some(used) = self.sets.get_mut(&SetKey(labels.clone())) {
             used.live = used.live.saturating_sub(1);
             used.last_used = now;
         }
@@ -188,10 +216,10 @@ impl LabelRegistry {
             .sets
             .iter()
             .filter(|(_, u)| u.live == 0 && (crowded || now.duration_since(u.last_used) >= ttl))
-            .map(|(labels, _)| labels.clone())
+            .map(|(key, _)| key.0.clone())
             .collect();
         for labels in &gone {
-            self.sets.remove(labels);
+            self.sets.remove(&**labels);
             for (label, value) in capped(labels) {
                 let Some(alive) = self.values.get_mut(label) else {
                     continue;

@@ -1,7 +1,7 @@
 //! Where the flow table reports what it learns. The outputs (metrics, flow
 //! log) implement [`FlowSink`]; the table depends on this trait only, so
 //! the data path runs one way: flows → outputs.
-use super::{labels::FlowLabels, lifecycle::FlowEnd, record::FlowRecord};
+use super::{labels::SharedLabels, lifecycle::FlowEnd, record::FlowRecord};
 
 /// Facts about gatewatch's own work, for its self-metrics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,17 +19,17 @@ pub enum Note {
 pub trait FlowSink {
     /// A connection was counted, once. `end` is set when it had already
     /// closed while it waited for its name.
-    fn counted(&mut self, flow: &FlowRecord, labels: &FlowLabels, end: Option<&FlowEnd>);
+    fn counted(&mut self, flow: &FlowRecord, labels: &SharedLabels, end: Option<&FlowEnd>);
     /// A counted connection completed its handshake.
-    fn established(&mut self, cookie: u64, labels: &FlowLabels);
+    fn established(&mut self, cookie: u64, labels: &SharedLabels);
     /// A counted connection closed; `was_active` when it was established.
-    fn closed(&mut self, cookie: u64, labels: &FlowLabels, end: &FlowEnd, was_active: bool);
+    fn closed(&mut self, cookie: u64, labels: &SharedLabels, end: &FlowEnd, was_active: bool);
     /// A live flow was dropped from the full live table before it closed.
-    fn evicted(&mut self, cookie: u64, labels: &FlowLabels, was_active: bool);
+    fn evicted(&mut self, cookie: u64, labels: &SharedLabels, was_active: bool);
     /// A label set is used for the first time (or again after it expired).
-    fn label_set_added(&mut self, labels: &FlowLabels);
+    fn label_set_added(&mut self, labels: &SharedLabels);
     /// No flow used this label set for the series TTL: its series go.
-    fn label_set_expired(&mut self, labels: &FlowLabels);
+    fn label_set_expired(&mut self, labels: &SharedLabels);
     /// Periodic: what the sink keeps per workload may age out too.
     fn sweep(&mut self, idle_for: std::time::Duration);
     fn note(&mut self, note: Note);

@@ -11,7 +11,7 @@ use tokio::sync::broadcast;
 
 use crate::{
     classification::Route,
-    flows::{FlowRecord, FlowState, OVERFLOW_VALUE},
+    flows::{FlowLabels, FlowRecord, FlowState, OVERFLOW_VALUE},
 };
 
 /// Flows kept for `GET /api/v1/flows`.
@@ -55,6 +55,69 @@ pub struct SummaryKey {
     pub provider: String,
 }
 
+impl SummaryKey {
+    /// The row of flows with these (capped) labels: the summary and the
+    /// metrics agree on names, `_other` included.
+    pub fn of(labels: &FlowLabels) -> Self {
+        Self {
+            namespace: labels.namespace.clone(),
+            pod: labels.pod.clone(),
+            container: labels.container.clone(),
+            process: labels.process.clone(),
+            route: labels.route.as_str().to_owned(),
+            provider: labels.provider.clone(),
+        }
+    }
+
+    fn overflow(&self) -> Self {
+        Self {
+            namespace: OVERFLOW_VALUE.into(),
+            pod: OVERFLOW_VALUE.into(),
+            container: OVERFLOW_VALUE.into(),
+            process: OVERFLOW_VALUE.into(),
+            route: self.route.clone(),
+            provider: self.provider.clone(),
+        }
+    }
+}
+
+/// A summary key made once per label set: hashed once, compared by
+/// address first, so finding a flow's row costs no string work.
+#[derive(Clone, Debug)]
+pub struct SummaryRef {
+    hash: u64,
+    key: Arc<SummaryKey>,
+}
+
+impl SummaryRef {
+    pub fn new(key: SummaryKey) -> Self {
+        use std::hash::{Hash as _, Hasher as _};
+        // A fixed-key hasher: equal keys made at different times must hash
+        // alike (label values are capped, so flooding is not a concern).
+        let mut hasher = std::hash::DefaultHasher::new();
+        key.hash(&mut hasher);
+        let hash = hasher.finish();
+        Self {
+            hash,
+            key: Arc::new(key),
+        }
+    }
+}
+
+impl std::hash::Hash for SummaryRef {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+impl PartialEq for SummaryRef {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.key, &other.key) || *self.key == *other.key
+    }
+}
+
+impl Eq for SummaryRef {}
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct SummaryRow {
     #[serde(flatten)]
@@ -70,6 +133,8 @@ pub struct SummaryRow {
 /// A flow the log still holds: among the recent ones, or not yet closed.
 struct Held {
     record: Arc<FlowRecord>,
+    /// Its summary row's key.
+    key: SummaryRef,
     in_recent: bool,
     open: bool,
 }
@@ -81,7 +146,7 @@ struct Inner {
     /// flow however long it lived (bounded by the live table plus
     /// `RECENT_FLOWS`).
     held: HashMap<u64, Held>,
-    summary: HashMap<SummaryKey, SummaryRow>,
+    summary: HashMap<SummaryRef, SummaryRow>,
 }
 
 impl Inner {
@@ -108,17 +173,6 @@ impl Default for FlowLog {
     }
 }
 
-fn key_of(f: &FlowRecord) -> SummaryKey {
-    SummaryKey {
-        namespace: f.workload.namespace.clone(),
-        pod: f.workload.pod.clone(),
-        container: f.workload.container.clone(),
-        process: f.process.clone(),
-        route: f.route.as_str().to_owned(),
-        provider: f.provider.clone(),
-    }
-}
-
 impl FlowLog {
     pub fn new() -> Self {
         let (tx, _) = broadcast::channel(STREAM_BUFFER);
@@ -139,11 +193,14 @@ impl FlowLog {
     }
 
     /// A connection was counted.
-    pub fn opened(&self, flow: FlowRecord) {
+    /// A connection was counted, under the summary row `key`
+    /// (`SummaryRef::new(SummaryKey::of(labels))`, kept per label set).
+    pub fn opened(&self, flow: FlowRecord, key: &SummaryRef) {
         let flow = Arc::new(flow);
         {
             let mut inner = self.lock();
-            let row = summary_row(&mut inner.summary, key_of(&flow));
+            let key = summary_key(&inner.summary, key);
+            let row = summary_row(&mut inner.summary, &key);
             row.connections += 1;
             row.last_seen_unix_ms = row.last_seen_unix_ms.max(flow.time_unix_ms);
             match flow.state {
@@ -167,12 +224,21 @@ impl FlowLog {
                 flow.cookie,
                 Held {
                     record: flow.clone(),
+                    key,
                     in_recent: true,
                     open,
                 },
             );
         }
-        let _ = self.tx.send(flow);
+        self.publish(flow);
+    }
+
+    /// Sends to live streams, if anyone listens (a send keeps a reference,
+    /// which would make the next update copy the record).
+    fn publish(&self, flow: Arc<FlowRecord>) {
+        if self.tx.receiver_count() > 0 {
+            let _ = self.tx.send(flow);
+        }
     }
 
     /// A counted connection changed state (established, closed or failed).
@@ -187,13 +253,14 @@ impl FlowLog {
             let Some(held) = inner.held.get_mut(&cookie) else {
                 return;
             };
-            let mut flow = (*held.record).clone();
-            update(&mut flow);
-            let flow = Arc::new(flow);
-            held.record = flow.clone();
+            // In place unless a reader (API, stream) still holds the record.
+            let flow = Arc::make_mut(&mut held.record);
+            update(flow);
+            let flow = held.record.clone();
+            let key = held.key.clone();
             held.open = !matches!(flow.state, FlowState::Closed | FlowState::Failed);
             inner.release_if_done(cookie);
-            let row = summary_row(&mut inner.summary, key_of(&flow));
+            let row = summary_row(&mut inner.summary, &key);
             row.last_seen_unix_ms = row.last_seen_unix_ms.max(crate::flows::record::unix_ms());
             match flow.state {
                 FlowState::Established if !was_established => row.active += 1,
@@ -207,7 +274,7 @@ impl FlowLog {
             row.bytes_received = row.bytes_received.saturating_add(flow.bytes_received);
             flow
         };
-        let _ = self.tx.send(flow);
+        self.publish(flow);
     }
 
     /// A counted flow left the live table before it closed (the table was
@@ -218,7 +285,7 @@ impl FlowLog {
             return;
         };
         held.open = false;
-        let key = key_of(&held.record);
+        let key = held.key.clone();
         inner.release_if_done(cookie);
         if was_established && let Some(row) = inner.summary.get_mut(&key) {
             row.active -= 1;
@@ -279,21 +346,23 @@ impl FlowLog {
     }
 }
 
-fn summary_row(summary: &mut HashMap<SummaryKey, SummaryRow>, key: SummaryKey) -> &mut SummaryRow {
-    let key = if summary.len() >= SUMMARY_ROWS && !summary.contains_key(&key) {
-        SummaryKey {
-            namespace: OVERFLOW_VALUE.into(),
-            pod: OVERFLOW_VALUE.into(),
-            container: OVERFLOW_VALUE.into(),
-            process: OVERFLOW_VALUE.into(),
-            route: key.route,
-            provider: key.provider,
-        }
+/// The key a new flow's row has: its own, or the overflow row's once the
+/// summary is full.
+fn summary_key(summary: &HashMap<SummaryRef, SummaryRow>, key: &SummaryRef) -> SummaryRef {
+    if summary.len() >= SUMMARY_ROWS && !summary.contains_key(key) {
+        SummaryRef::new(key.key.overflow())
     } else {
-        key
-    };
+        key.clone()
+    }
+}
+
+/// The row of `key`, made when missing (a row that aged out comes back).
+fn summary_row<'a>(
+    summary: &'a mut HashMap<SummaryRef, SummaryRow>,
+    key: &SummaryRef,
+) -> &'a mut SummaryRow {
     summary.entry(key.clone()).or_insert_with(|| SummaryRow {
-        key,
+        key: (*key.key).clone(),
         ..Default::default()
     })
 }
@@ -306,6 +375,10 @@ mod tests {
         flows::{FlowState, WorkloadInfo},
         naming::NameSource,
     };
+
+    fn key() -> SummaryRef {
+        SummaryRef::new(SummaryKey::of(&FlowLabels::direct_openai("agent")))
+    }
 
     fn flow(cookie: u64, state: FlowState) -> FlowRecord {
         FlowRecord {
@@ -342,9 +415,9 @@ mod tests {
     #[test]
     fn a_flow_that_outlives_the_recent_window_still_closes_in_the_summary() {
         let log = FlowLog::new();
-        log.opened(flow(1, FlowState::Established));
+        log.opened(flow(1, FlowState::Established), &key());
         for cookie in 2..(RECENT_FLOWS as u64 + 100) {
-            log.opened(flow(cookie, FlowState::Closed));
+            log.opened(flow(cookie, FlowState::Closed), &key());
         }
         assert_eq!(log.summary()[0].active, 1);
         log.updated(1, true, |f| f.state = FlowState::Closed);
@@ -359,8 +432,24 @@ mod tests {
     #[test]
     fn an_evicted_flow_leaves_the_active_count() {
         let log = FlowLog::new();
-        log.opened(flow(1, FlowState::Established));
+        log.opened(flow(1, FlowState::Established), &key());
         log.evicted(1, true);
         assert_eq!(log.summary()[0].active, 0);
+    }
+}
+
+#[cfg(test)]
+mod summary_ref_tests {
+    use super::*;
+
+    #[test]
+    fn equal_keys_made_apart_find_the_same_row() {
+        let a = SummaryRef::new(SummaryKey::of(&FlowLabels::direct_openai("agent")));
+        let b = SummaryRef::new(SummaryKey::of(&FlowLabels::direct_openai("agent")));
+        let c = SummaryRef::new(SummaryKey::of(&FlowLabels::direct_openai("other")));
+        let mut rows = HashMap::new();
+        rows.insert(a, 1);
+        assert_eq!(rows.get(&b), Some(&1));
+        assert_eq!(rows.get(&c), None);
     }
 }

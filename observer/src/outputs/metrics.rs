@@ -18,8 +18,7 @@ use std::collections::BTreeMap;
 use crate::{
     agents::audit::SeriesKey,
     capture::{Event, ring::KERNEL_DROP_SOURCES},
-    classification::Route,
-    flows::{FLOW_LABELS, FlowEnd, FlowLabels, labels::CAPPED_LABELS, lifecycle::FAILURE_REASONS},
+    flows::{FLOW_LABELS, FlowLabels, labels::CAPPED_LABELS, lifecycle::FAILURE_REASONS},
     naming::{NameSource, opening::PARSE_KINDS},
 };
 
@@ -205,20 +204,6 @@ impl Metrics {
         }
     }
 
-    /// A new label set's failure series exist at 0 (for AI routes, where
-    /// alerts watch them; `other` flows are too many to double their series).
-    pub fn failures_at_zero(&self, labels: &FlowLabels) {
-        if labels.route == Route::Other {
-            return;
-        }
-        let values = labels.values();
-        for reason in FAILURE_REASONS {
-            let mut with_reason = vec![reason];
-            with_reason.extend_from_slice(&values);
-            self.failures.with_label_values(&with_reason);
-        }
-    }
-
     fn build_info(&self) {
         let build_info = gauge(
             &self.registry,
@@ -233,33 +218,6 @@ impl Metrics {
 
     pub fn registry(&self) -> &Registry {
         &self.registry
-    }
-
-    /// A connection was counted.
-    pub fn connection(&self, labels: &FlowLabels, source: NameSource) {
-        let mut values = labels.values().to_vec();
-        values.push(source.as_str());
-        self.connections.with_label_values(&values).inc();
-    }
-
-    /// A connection finished: bytes, duration and failure reason.
-    pub fn finished(&self, labels: &FlowLabels, end: &FlowEnd) {
-        let values = labels.values();
-        for (direction, n) in [("sent", end.bytes_sent), ("received", end.bytes_received)] {
-            if n > 0 {
-                let mut with_dir = vec![direction];
-                with_dir.extend_from_slice(&values);
-                self.bytes.with_label_values(&with_dir).inc_by(n);
-            }
-        }
-        self.duration
-            .with_label_values(&[values[0], values[1]])
-            .observe(end.duration_ns as f64 / 1e9);
-        if let Some(reason) = end.failure {
-            let mut with_reason = vec![reason];
-            with_reason.extend_from_slice(&values);
-            self.failures.with_label_values(&with_reason).inc();
-        }
     }
 
     /// Removes every series of `labels` (its workload ended): connections
@@ -283,11 +241,6 @@ impl Metrics {
             let _ = self.failures.remove_label_values(&with(reason));
         }
         let _ = self.active.remove_label_values(&values);
-    }
-
-    /// One more (`delta` 1) or one fewer (-1) established connection.
-    pub fn active(&self, labels: &FlowLabels, delta: i64) {
-        self.active.with_label_values(&labels.values()).add(delta);
     }
 
     /// Replaces every `gatewatch_agent_models` series with `series`: agents
@@ -331,16 +284,9 @@ mod tests {
     }
 
     #[test]
-    fn exposition_has_build_info_and_counters() {
-        let m = Metrics::new();
-        let labels = FlowLabels::direct_openai("python3");
-        m.connection(&labels, NameSource::Sni);
-        let text = m.render();
+    fn exposition_has_build_info() {
+        let text = Metrics::new().render();
         assert!(text.contains("gatewatch_build_info{"), "{text}");
-        assert!(
-            text.contains(r#"gatewatch_connections_total{container="",endpoint="api.openai.com:443",name_source="sni",namespace="",pod="",process="python3",provider="openai",route="direct"} 1"#),
-            "{text}"
-        );
     }
 
     #[test]

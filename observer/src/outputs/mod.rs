@@ -9,46 +9,63 @@ use std::sync::Arc;
 pub mod api;
 pub mod flow_log;
 pub mod metrics;
+mod series;
 
 pub use api::AppState;
 pub use flow_log::{FlowFilter, FlowLog};
 pub use metrics::Metrics;
 
-use crate::flows::{FlowEnd, FlowLabels, FlowRecord, FlowSink, FlowState, Note};
+use crate::flows::{FlowEnd, FlowRecord, FlowSink, FlowState, Note, labels::SharedLabels};
+use series::SeriesCache;
 
 /// The metrics and the flow log, fed by the flow table.
 pub struct Outputs {
     pub metrics: Arc<Metrics>,
     pub log: Arc<FlowLog>,
+    series: SeriesCache,
+    /// `gatewatch_events_total` by kind: counted on every ring record.
+    events: Vec<(&'static str, prometheus::IntCounter)>,
 }
 
 impl Outputs {
     pub fn new(metrics: Arc<Metrics>, log: Arc<FlowLog>) -> Self {
-        Self { metrics, log }
+        Self {
+            metrics,
+            log,
+            series: SeriesCache::default(),
+            events: Vec::new(),
+        }
+    }
+
+    /// Label sets whose metric handles are kept (for tests and bounds).
+    pub fn series_len(&self) -> usize {
+        self.series.len()
     }
 }
 
 impl FlowSink for Outputs {
-    fn counted(&mut self, flow: &FlowRecord, labels: &FlowLabels, end: Option<&FlowEnd>) {
-        self.metrics.connection(labels, flow.name_source);
+    fn counted(&mut self, flow: &FlowRecord, labels: &SharedLabels, end: Option<&FlowEnd>) {
+        let (m, series) = (&self.metrics, self.series.get(labels));
+        series.connection(m, flow.name_source);
         match end {
-            Some(end) => self.metrics.finished(labels, end),
-            None if flow.state == FlowState::Established => self.metrics.active(labels, 1),
+            Some(end) => series.finished(m, end),
+            None if flow.state == FlowState::Established => series.active(m, 1),
             None => {}
         }
-        self.log.opened(flow.clone());
+        self.log.opened(flow.clone(), series.summary());
     }
 
-    fn established(&mut self, cookie: u64, labels: &FlowLabels) {
-        self.metrics.active(labels, 1);
+    fn established(&mut self, cookie: u64, labels: &SharedLabels) {
+        self.series.get(labels).active(&self.metrics, 1);
         self.log
             .updated(cookie, false, |f| f.state = FlowState::Established);
     }
 
-    fn closed(&mut self, cookie: u64, labels: &FlowLabels, end: &FlowEnd, was_active: bool) {
-        self.metrics.finished(labels, end);
+    fn closed(&mut self, cookie: u64, labels: &SharedLabels, end: &FlowEnd, was_active: bool) {
+        let (m, series) = (&self.metrics, self.series.get(labels));
+        series.finished(m, end);
         if was_active {
-            self.metrics.active(labels, -1);
+            series.active(m, -1);
         }
         self.log.updated(cookie, was_active, |f| {
             f.state = end.state;
@@ -59,22 +76,23 @@ impl FlowSink for Outputs {
         });
     }
 
-    fn evicted(&mut self, cookie: u64, labels: &FlowLabels, was_active: bool) {
+    fn evicted(&mut self, cookie: u64, labels: &SharedLabels, was_active: bool) {
         self.metrics
             .flow_evictions
             .with_label_values(&["live"])
             .inc();
         if was_active {
-            self.metrics.active(labels, -1);
+            self.series.get(labels).active(&self.metrics, -1);
         }
         self.log.evicted(cookie, was_active);
     }
 
-    fn label_set_added(&mut self, labels: &FlowLabels) {
-        self.metrics.failures_at_zero(labels);
+    fn label_set_added(&mut self, labels: &SharedLabels) {
+        self.series.get(labels).failures_at_zero(&self.metrics);
     }
 
-    fn label_set_expired(&mut self, labels: &FlowLabels) {
+    fn label_set_expired(&mut self, labels: &SharedLabels) {
+        self.series.remove(labels);
         self.metrics.remove_series(labels);
     }
 
@@ -85,7 +103,14 @@ impl FlowSink for Outputs {
     fn note(&mut self, note: Note) {
         let m = &self.metrics;
         match note {
-            Note::Event(kind) => m.events.with_label_values(&[kind]).inc(),
+            Note::Event(kind) => match self.events.iter().find(|(k, _)| *k == kind) {
+                Some((_, counter)) => counter.inc(),
+                None => {
+                    let counter = m.events.with_label_values(&[kind]);
+                    counter.inc();
+                    self.events.push((kind, counter));
+                }
+            },
             Note::Dropped(source) => m.dropped.with_label_values(&[source]).inc(),
             Note::ParseError(kind) => m.parse_errors.with_label_values(&[kind]).inc(),
             Note::LabelFolded(label) => m.label_overflow.with_label_values(&[label]).inc(),

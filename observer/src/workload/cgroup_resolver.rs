@@ -21,6 +21,11 @@ use super::throttle::RescanGate;
 pub const CGROUP_CACHE_CAPACITY: usize = 16_384;
 /// A miss rescans the tree at most this often.
 pub const CGROUP_RESCAN_INTERVAL: Duration = Duration::from_secs(2);
+/// A cached path is trusted without a `stat` for this long. cgroup ids are
+/// never reused while the kernel runs, so a hit can only go stale by a
+/// rename, which container runtimes do not do; re-checking once in a while
+/// still catches it.
+pub const CGROUP_RECHECK: Duration = Duration::from_secs(30);
 /// A scan stops after this many directories, bounding its cost.
 pub const CGROUP_SCAN_MAX_DIRS: usize = 65_536;
 /// …and does not descend deeper than this below the root.
@@ -31,8 +36,14 @@ pub const CGROUP_SCAN_MAX_DEPTH: usize = 32;
 #[derive(Debug)]
 pub struct CgroupResolver {
     root: PathBuf,
-    cache: LruCache<u64, String>,
+    cache: LruCache<u64, Cached>,
     gate: RescanGate,
+}
+
+#[derive(Debug)]
+struct Cached {
+    path: String,
+    checked_at: Instant,
 }
 
 impl CgroupResolver {
@@ -62,10 +73,14 @@ impl CgroupResolver {
     }
 
     fn resolve_at(&mut self, id: u64, proc: Option<(&Path, u32)>, now: Instant) -> Option<String> {
-        if let Some(path) = self.cache.get(&id) {
-            // The cgroup may have been removed, or renamed: check before trusting.
-            if inode_of(&self.root, path) == Some(id) {
-                return Some(path.clone());
+        if let Some(hit) = self.cache.get_mut(&id) {
+            if now.saturating_duration_since(hit.checked_at) < CGROUP_RECHECK {
+                return Some(hit.path.clone());
+            }
+            // Renamed since? Check before trusting it for another while.
+            if inode_of(&self.root, &hit.path) == Some(id) {
+                hit.checked_at = now;
+                return Some(hit.path.clone());
             }
             self.cache.pop(&id);
         }
@@ -75,22 +90,34 @@ impl CgroupResolver {
         if let Some(full) = proc.and_then(|(root, tgid)| proc_cgroup_path(root, tgid))
             && let Some(path) = path_suffixes(&full).find(|p| inode_of(&self.root, p) == Some(id))
         {
-            self.cache.put(id, path.clone());
+            self.cache.put(
+                id,
+                Cached {
+                    path: path.clone(),
+                    checked_at: now,
+                },
+            );
             return Some(path);
         }
         if !self.gate.try_begin(now) {
             return None;
         }
-        let found = self.rescan(id);
+        let found = self.rescan(id, now);
         if let Some(path) = &found {
             // Put last so it survives a scan bigger than the cache.
-            self.cache.put(id, path.clone());
+            self.cache.put(
+                id,
+                Cached {
+                    path: path.clone(),
+                    checked_at: now,
+                },
+            );
         }
         found
     }
 
     /// Walks the tree, caching every directory; returns the path of `wanted`.
-    fn rescan(&mut self, wanted: u64) -> Option<String> {
+    fn rescan(&mut self, wanted: u64, now: Instant) -> Option<String> {
         let mut found = None;
         let mut seen = 0usize;
         let mut stack = vec![(self.root.clone(), String::from("/"), 0usize)];
@@ -112,7 +139,13 @@ impl CgroupResolver {
             if depth < CGROUP_SCAN_MAX_DEPTH {
                 push_children(&dir, &rel, depth, &mut stack);
             }
-            self.cache.put(meta.ino(), rel);
+            self.cache.put(
+                meta.ino(),
+                Cached {
+                    path: rel,
+                    checked_at: now,
+                },
+            );
         }
         found
     }

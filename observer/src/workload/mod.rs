@@ -21,6 +21,7 @@ use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
     sync::Arc,
+    time::Instant,
 };
 
 mod cgroup_path;
@@ -47,7 +48,7 @@ pub use kube_api::{
     KUBE_MAX_CONTAINERS, KUBE_MAX_LABELS, KUBE_MAX_PODS, KubePod, KubePods, PodWatcher,
 };
 pub use pods::{POD_RESCAN_INTERVAL, POD_SCAN_MAX_ENTRIES, PodDirectory, PodInfo, PodRecord};
-pub use process::{PROCESS_CACHE_CAPACITY, ProcessCache, parse_start_time};
+pub use process::{PROCESS_CACHE_CAPACITY, PROCESS_RECHECK, ProcessCache, Seen, parse_start_time};
 pub use selector::{GatewaySelector, SELECTOR_KEYS, SelectorError};
 
 /// Where the host's files are.
@@ -137,9 +138,15 @@ impl Workloads {
         self
     }
 
-    pub fn identify(&mut self, cgroup_id: u64, tgid: u32) -> Workload {
+    /// Who made a connection, from what the kernel recorded at its
+    /// `connect()`: the cgroup id, the tgid and the thread's comm.
+    pub fn identify(&mut self, cgroup_id: u64, tgid: u32, comm: &str) -> Workload {
+        let seen = Seen::new(cgroup_id, comm);
         let mut w = Workload {
-            exe: self.processes.exe(tgid).unwrap_or_default(),
+            exe: self
+                .processes
+                .exe_seen(tgid, seen, Instant::now())
+                .unwrap_or_default(),
             ..Workload::default()
         };
         let proc = Some((self.processes.root(), tgid));

@@ -49,7 +49,7 @@ fn kubernetes_container_gets_every_field() {
         "/var/log/pods/x/proxy/0.log",
         &format!("var/log/containers/litellm-0_ai-gw_proxy-{ID}.log"),
     );
-    let got = w.identify(tree.ino(&cg), std::process::id());
+    let got = w.identify(tree.ino(&cg), std::process::id(), "");
     assert_eq!(
         got,
         Workload {
@@ -70,7 +70,7 @@ fn pod_without_container_link_gets_namespace_and_pod_only() {
     let cg = format!("sys/fs/cgroup/kubepods/besteffort/pod{UID}/{ID}");
     tree.mkdir(&cg);
     tree.mkdir(&format!("var/log/pods/default_web_{UID}/app"));
-    let got = w.identify(tree.ino(&cg), 0);
+    let got = w.identify(tree.ino(&cg), 0, "");
     assert_eq!(got.namespace, "default");
     assert_eq!(got.pod, "web");
     assert_eq!(got.container, "");
@@ -83,7 +83,7 @@ fn plain_docker_container_has_id_but_no_kubernetes_labels() {
     let (tree, mut w) = host();
     let cg = format!("sys/fs/cgroup/system.slice/docker-{ID2}.scope");
     tree.mkdir(&cg);
-    let got = w.identify(tree.ino(&cg), std::process::id());
+    let got = w.identify(tree.ino(&cg), std::process::id(), "");
     assert_eq!(got.container_id, ID2);
     assert_eq!(got.cgroup_path, format!("/system.slice/docker-{ID2}.scope"));
     assert_eq!((got.namespace.as_str(), got.pod.as_str()), ("", ""));
@@ -96,6 +96,7 @@ fn host_process_has_only_path_and_exe() {
     let got = w.identify(
         tree.ino("sys/fs/cgroup/system.slice/sshd.service"),
         std::process::id(),
+        "",
     );
     assert_eq!(
         got,
@@ -111,15 +112,15 @@ fn host_process_has_only_path_and_exe() {
 fn missing_directories_yield_empty_fields_without_panicking() {
     let tree = TempDir::new("facade-missing");
     let mut w = Workloads::new(WorkloadConfig::under(&tree.path().join("absent")));
-    assert_eq!(w.identify(12345, 1), Workload::default());
-    assert_eq!(w.identify(0, 0), Workload::default());
-    assert_eq!(w.identify(u64::MAX, u32::MAX), Workload::default());
+    assert_eq!(w.identify(12345, 1, ""), Workload::default());
+    assert_eq!(w.identify(0, 0, ""), Workload::default());
+    assert_eq!(w.identify(u64::MAX, u32::MAX, ""), Workload::default());
 }
 
 #[test]
 fn unknown_cgroup_id_still_reports_exe() {
     let (_tree, mut w) = host();
-    let got = w.identify(u64::MAX, std::process::id());
+    let got = w.identify(u64::MAX, std::process::id(), "");
     assert_eq!(got.cgroup_path, "");
     assert_eq!(got.exe, own_exe());
 }
@@ -144,7 +145,7 @@ fn identified_workload_feeds_a_selector() {
         "/dev/null",
         &format!("var/log/containers/litellm-5c_ai-gw_proxy-{ID}.log"),
     );
-    let got = w.identify(tree.ino(&cg), 0);
+    let got = w.identify(tree.ino(&cg), 0, "");
     let selector = GatewaySelector::parse("namespace=ai-gw,pod=litellm-*").unwrap();
     assert!(selector.matches(&got, "litellm"));
 }

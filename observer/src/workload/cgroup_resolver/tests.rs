@@ -79,14 +79,19 @@ fn miss_rescans_at_most_once_per_interval() {
 }
 
 #[test]
-fn removed_cgroup_is_dropped_from_the_cache() {
+fn a_hit_is_trusted_without_a_stat_until_the_recheck_then_a_removed_cgroup_is_dropped() {
     let tree = TempDir::new("cg-removed");
     tree.mkdir("gone");
     let id = tree.ino("gone");
     let mut r = resolver(&tree);
-    assert_eq!(r.resolve(id).as_deref(), Some("/gone"));
+    let t0 = Instant::now();
+    assert_eq!(r.resolve_at(id, None, t0).as_deref(), Some("/gone"));
     fs::remove_dir(tree.path().join("gone")).unwrap();
-    assert_eq!(r.resolve(id), None);
+    // cgroup ids are never reused: within the recheck interval the cache
+    // answers without touching the filesystem.
+    let soon = t0 + CGROUP_RECHECK / 2;
+    assert_eq!(r.resolve_at(id, None, soon).as_deref(), Some("/gone"));
+    assert_eq!(r.resolve_at(id, None, t0 + CGROUP_RECHECK), None);
     assert!(!r.cache.contains(&id));
 }
 
@@ -101,8 +106,12 @@ fn cached_path_with_another_inode_is_replaced_by_a_rescan() {
     fs::rename(tree.path().join("a"), tree.path().join("b")).unwrap();
     tree.mkdir("a");
     assert_ne!(tree.ino("a"), id);
-    assert_eq!(r.resolve(id).as_deref(), Some("/b"));
-    assert_eq!(r.resolve(tree.ino("a")).as_deref(), Some("/a"));
+    let later = Instant::now() + CGROUP_RECHECK;
+    assert_eq!(r.resolve_at(id, None, later).as_deref(), Some("/b"));
+    assert_eq!(
+        r.resolve_at(tree.ino("a"), None, later).as_deref(),
+        Some("/a")
+    );
 }
 
 #[test]
@@ -115,7 +124,7 @@ fn stale_entry_is_dropped_even_when_the_gate_is_closed() {
     let t0 = Instant::now();
     assert_eq!(r.resolve_at(id, None, t0).as_deref(), Some("/x"));
     fs::remove_dir(tree.path().join("x")).unwrap();
-    assert_eq!(r.resolve_at(id, None, t0), None);
+    assert_eq!(r.resolve_at(id, None, t0 + CGROUP_RECHECK), None);
     assert!(!r.cache.contains(&id));
 }
 
@@ -126,7 +135,7 @@ fn symlinked_directories_are_not_followed() {
     tree.symlink(&tree.path().join("real").to_string_lossy(), "link");
     let mut r = resolver(&tree);
     assert_eq!(r.resolve(tree.ino("real")).as_deref(), Some("/real"));
-    let mut paths: Vec<String> = r.cache.iter().map(|(_, p)| p.clone()).collect();
+    let mut paths: Vec<String> = r.cache.iter().map(|(_, c)| c.path.clone()).collect();
     paths.sort();
     assert_eq!(paths, ["/", "/real"]);
 }

@@ -260,7 +260,7 @@ async fn watcher_fills_updates_and_empties_the_map() {
     )
     .with_kube_pods(pods.clone());
     let gateway = GatewaySelector::parse("label=app=litellm").unwrap();
-    let w = workloads.identify(host.ino(&cg), 0);
+    let w = workloads.identify(host.ino(&cg), 0, "");
     assert_eq!(
         (w.namespace.as_str(), w.pod.as_str(), w.container.as_str()),
         ("ai-gw", "litellm-0", "proxy")
@@ -284,7 +284,7 @@ async fn watcher_fills_updates_and_empties_the_map() {
     assert_eq!(pods.get(UID_B).unwrap().containers[ID_B], "app");
     api.send(Some(watch_event("DELETED", litellm_pod(), "102")));
     eventually("the DELETED pod to go", || pods.get(UID_A).is_none()).await;
-    let w = workloads.identify(host.ino(&cg), 0);
+    let w = workloads.identify(host.ino(&cg), 0, "");
     assert!(w.pod.is_empty() && w.labels.is_empty());
     assert!(!gateway.matches(&w, "litellm"));
     assert_eq!(pods.len(), 1);

@@ -111,3 +111,40 @@ fn cache_stays_bounded() {
     let cache = ProcessCache::new(PathBuf::from("/nonexistent"));
     assert_eq!(cache.cache.cap().get(), PROCESS_CACHE_CAPACITY);
 }
+
+#[test]
+fn the_same_process_seen_again_is_served_without_reading_proc_until_the_recheck() {
+    let root = TempDir::new("proc-seen");
+    fake_process(&root, 10, 100, "/bin/first");
+    let mut cache = ProcessCache::new(root.path().to_owned());
+    let seen = Seen {
+        cgroup_id: 7,
+        comm: *b"python3\0\0\0\0\0\0\0\0\0",
+    };
+    let t0 = Instant::now();
+    assert_eq!(cache.exe_seen(10, seen, t0).as_deref(), Some("/bin/first"));
+    // procfs now says another process has the pid; within the recheck
+    // interval the same cgroup and comm are trusted without a read.
+    fake_process(&root, 10, 200, "/bin/second");
+    let soon = t0 + PROCESS_RECHECK / 2;
+    assert_eq!(
+        cache.exe_seen(10, seen, soon).as_deref(),
+        Some("/bin/first")
+    );
+    // Another comm (an exec) or another cgroup is checked at once...
+    let other = Seen {
+        cgroup_id: 8,
+        ..seen
+    };
+    assert_eq!(
+        cache.exe_seen(10, other, soon).as_deref(),
+        Some("/bin/second")
+    );
+    // ...and so is anything after the recheck interval.
+    fake_process(&root, 10, 300, "/bin/third");
+    let later = soon + PROCESS_RECHECK;
+    assert_eq!(
+        cache.exe_seen(10, other, later).as_deref(),
+        Some("/bin/third")
+    );
+}
