@@ -1,7 +1,7 @@
 //! Fuzzing with cargo-fuzz (libFuzzer, AddressSanitizer): `fuzz/` is its own
 //! cargo project, one target per input the agent reads from outside (TLS,
-//! HTTP and DNS bytes, ring buffer records, the config file) and one for
-//! the flow table fed event sequences.
+//! HTTP and DNS bytes, QUIC Initial packets, ring buffer records, the config
+//! file) and one for the flow table fed event sequences.
 //!
 //! Corpora live in `fuzz/corpus/<target>` (git-ignored), seeded from the real
 //! captures in `observer/fixtures` and `fuzz/seeds`, so a longer run on a
@@ -36,7 +36,8 @@ struct Target {
     name: &'static str,
     /// Longest input tried: what the kernel can hand the parser, no more.
     max_len: usize,
-    /// Fixtures (by file-name prefix) copied into the corpus.
+    /// Fixtures copied into the corpus, by file-name prefix under
+    /// `observer/fixtures` (`quic/` is every file of that folder).
     fixtures: &'static [&'static str],
 }
 
@@ -75,6 +76,13 @@ const TARGETS: &[Target] = &[
         name: "flows",
         max_len: 4096,
         fixtures: &[],
+    },
+    // Client datagrams: two of PAYLOAD_CAPTURE_MAX (the target also splits
+    // its input in two, and seals it as the frames of Initial packets).
+    Target {
+        name: "quic_initial",
+        max_len: 4096,
+        fixtures: &["quic/"],
     },
 ];
 
@@ -175,10 +183,13 @@ fn seed(root: &Path, target: &Target, corpus: &Path) -> anyhow::Result<()> {
     fs::create_dir_all(corpus).with_context(|| format!("cannot create {}", corpus.display()))?;
     let mut seeds: Vec<(String, Vec<u8>)> = Vec::new();
     let fixtures = root.join("observer/fixtures");
-    for path in sorted_files(&fixtures)? {
-        let name = file_name(&path);
-        if name.ends_with(".bin") && target.fixtures.iter().any(|p| name.starts_with(p)) {
-            seeds.push((name.clone(), read(&path)?));
+    for pattern in target.fixtures {
+        let (dir, prefix) = pattern.rsplit_once('/').unwrap_or(("", pattern));
+        for path in sorted_files(&fixtures.join(dir))? {
+            let name = file_name(&path);
+            if name.ends_with(".bin") && name.starts_with(prefix) {
+                seeds.push((name.clone(), read(&path)?));
+            }
         }
     }
     match target.name {

@@ -5,12 +5,15 @@
 //! `Host`) → [`dns`] parses DNS answers into the [`name_cache`] (names by
 //! destination address, per cgroup and node-wide) → [`precedence`] picks one
 //! name. [`host`] is the one host-name normaliser everything shares.
+//! [`quic`] reads the ClientHello out of a QUIC client's Initial packets and
+//! hands it to [`tls`] as records (fed by the UDP capture, issue 14).
 pub mod dns;
 pub mod host;
 pub mod http;
 pub mod name_cache;
 pub mod opening;
 pub mod precedence;
+pub mod quic;
 pub mod segments;
 pub mod tls;
 
