@@ -31,9 +31,10 @@ enum Task {
         release: bool,
     },
     /// Build and run gatewatch with ARGS, e.g. `cargo xtask run -- run --provider openai=127.0.0.2:443`.
+    /// The release build, as deployed and benchmarked; `--debug` for the debug one.
     Run {
         #[arg(long)]
-        release: bool,
+        debug: bool,
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
@@ -109,9 +110,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             install::toolchain()?;
             build(release).map(|_| ())
         }
-        Task::Run { release, args } => {
+        Task::Run { debug, args } => {
             install::toolchain()?;
-            let bin = build(release)?;
+            let bin = build(!debug)?;
             status(Command::new(bin).args(args))
         }
         Task::Test { args } => {

@@ -9,9 +9,13 @@ use std::{thread, time::Instant};
 use super::{
     SETTLE, WRK_CONNS, WRK_THREADS,
     load::{self, WrkResult},
-    procs::{Cgroup, Daemon, cgroup2_root},
+    perf,
+    procs::{Cgroup, Daemon, TempDir, cgroup2_root},
     report::{Deployed, Throughput},
 };
+
+/// Functions listed from the daemon's profile.
+const PROFILE_ROWS: usize = 20;
 
 pub fn run(
     bin: &std::path::Path,
@@ -24,6 +28,8 @@ pub fn run(
     let root = cgroup2_root()?;
     let extra = ["--provider".to_owned(), format!("bench={server}")];
     let mut d = Deployed::default();
+    let perf_dir = TempDir::new("perf-daemon")?;
+    let perf_data = perf_dir.0.join("daemon.data");
     for close in [false, true] {
         let mut t = Throughput::default();
         for i in 0..pairs {
@@ -40,9 +46,20 @@ pub fn run(
                 }
                 let daemon = Daemon::start(bin, &root, &extra)?;
                 let (cpu0, n0) = (daemon.cpu_seconds()?, connections(&daemon)?);
+                // The last new-connection run is also profiled (sampling
+                // costs the daemon a little; the others are not sampled).
+                let profiled = close && i + 1 == pairs;
+                let mut recorder = if profiled {
+                    Some(perf::record_process(&perf_data, daemon.pid(), seconds)?)
+                } else {
+                    None
+                };
                 let t0 = Instant::now();
                 pair.1 = load::wrk(cg, url, seconds, WRK_THREADS, WRK_CONNS, close)?;
                 let wall = t0.elapsed().as_secs_f64();
+                if let Some(rec) = recorder.as_mut() {
+                    rec.wait()?;
+                }
                 // Let the daemon finish what the load left in the ring.
                 thread::sleep(SETTLE);
                 let cpu = daemon.cpu_seconds()? - cpu0;
@@ -66,6 +83,13 @@ pub fn run(
         }
         if close {
             d.close = t;
+            match perf::top_functions(&perf_data, PROFILE_ROWS) {
+                Ok((rows, kernel)) => {
+                    d.profile = rows;
+                    d.profile_kernel = kernel;
+                }
+                Err(e) => d.profile_error = Some(format!("{e:#}")),
+            }
         } else {
             d.keepalive = t;
         }

@@ -123,3 +123,67 @@ pub fn attribute(data: &Path, progs: &[String]) -> anyhow::Result<Attribution> {
     }
     Ok(out)
 }
+
+/// Starts `perf record` of one process (user and kernel, no call graphs)
+/// for `seconds` into `out`; wait on the child.
+pub fn record_process(out: &Path, pid: u32, seconds: u32) -> anyhow::Result<std::process::Child> {
+    Command::new("perf")
+        .args(["record", "-F", "999", "-q", "-p", &pid.to_string(), "-o"])
+        .arg(out)
+        .args(["--", "sleep", &seconds.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .context("start perf (linux-perf)")
+}
+
+/// One function of a process profile: (share of samples in %, binary, function).
+pub type HotFunction = (f64, String, String);
+
+/// The `rows` hottest functions of a process profile, and the share of
+/// samples spent in the kernel.
+pub fn top_functions(data: &Path, rows: usize) -> anyhow::Result<(Vec<HotFunction>, f64)> {
+    let out = Command::new("perf")
+        .args([
+            "report",
+            "--no-children",
+            "--sort",
+            "dso,sym",
+            "-g",
+            "none",
+            "--stdio",
+            "-i",
+        ])
+        .arg(data)
+        .output()
+        .context("run perf report")?;
+    if !out.status.success() {
+        bail!(
+            "perf report failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut all = Vec::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        // "    15.46%  libc.so.6  [.] __memcmp_evex_movbe"
+        let mut parts = line.split_whitespace();
+        let Some(share) = parts
+            .next()
+            .and_then(|p| p.strip_suffix('%')?.parse::<f64>().ok())
+        else {
+            continue;
+        };
+        let Some(dso) = parts.next() else { continue };
+        let _kind = parts.next();
+        let sym: Vec<&str> = parts.collect();
+        all.push((share, dso.to_owned(), sym.join(" ")));
+    }
+    let kernel = all
+        .iter()
+        .filter(|(_, dso, _)| dso.starts_with("[kernel"))
+        .map(|(s, _, _)| s)
+        .sum();
+    all.truncate(rows);
+    Ok((all, kernel))
+}

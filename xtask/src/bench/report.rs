@@ -90,6 +90,11 @@ pub struct Deployed {
     pub cpu_seconds: f64,
     pub connections: f64,
     pub wall: f64,
+    /// The daemon's hottest functions during one new-connection run:
+    /// (% of its samples, binary, function), and its kernel share.
+    pub profile: Vec<super::perf::HotFunction>,
+    pub profile_kernel: f64,
+    pub profile_error: Option<String>,
 }
 
 impl Deployed {
@@ -529,6 +534,21 @@ impl Report {
                 d.connections / d.wall.max(1e-9),
             );
         }
+        let _ = writeln!(o, "### Where the daemon's time goes\n");
+        if let Some(e) = &d.profile_error {
+            let _ = writeln!(o, "Not profiled: {e}\n");
+            return;
+        }
+        let _ = writeln!(
+            o,
+            "`perf record -F 999 -p <daemon>` over the last as-deployed new-connection run: the hottest functions by share of the daemon's samples (user and kernel; {:.1}% of all samples were in the kernel: ring reads, wakeups, the few syscalls left).\n",
+            d.profile_kernel
+        );
+        let _ = writeln!(o, "| Share | Binary | Function |\n|---|---|---|");
+        for (share, dso, sym) in &d.profile {
+            let _ = writeln!(o, "| {share:.1}% | {dso} | `{sym}` |");
+        }
+        let _ = writeln!(o);
     }
 
     fn kernel_section(&self, o: &mut String) {
