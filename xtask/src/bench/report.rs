@@ -566,12 +566,10 @@ impl Report {
         let hooks: BTreeMap<&str, (&str, &str)> = [
             ("connect4", ("cgroup/connect4", "≤ 250 ns (close run)")),
             ("connect6", ("cgroup/connect6", "≤ 250 ns")),
-            (
-                "egress",
-                ("cgroup_skb/egress", "≤ 100 ns (keep-alive: named flows)"),
-            ),
-            ("ingress", ("cgroup_skb/ingress", "≤ 100 ns (keep-alive)")),
+            ("egress", ("cgroup_skb/egress", "≤ 60 ns (keep-alive)")),
+            ("ingress", ("cgroup_skb/ingress", "≤ 40 ns (keep-alive)")),
             ("lifecycle", ("sock_ops", "—")),
+            ("release", ("cgroup/sock_release", "—")),
         ]
         .into_iter()
         .collect();
