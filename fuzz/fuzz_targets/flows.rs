@@ -150,6 +150,7 @@ fn event(u: &mut Unstructured<'_>) -> Result<Event> {
                 old_state: u.int_in_range(0..=12)?,
                 total_retrans: u.arbitrary()?,
                 peer_reset: u.arbitrary()?,
+                no_syn: u.arbitrary()?,
             }),
         }),
     })
