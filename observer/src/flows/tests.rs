@@ -394,3 +394,22 @@ fn a_connect_that_never_sent_its_syn_is_a_not_sent_failure_and_leaves_the_live_t
     assert_eq!(fail("not_sent"), 1);
     assert_eq!(t.live_len(), 0, "nothing lingers");
 }
+
+#[test]
+fn metric_handles_of_a_label_set_leave_with_its_series_after_the_ttl() {
+    let (mut t, m) = table(0, false);
+    let now = Instant::now();
+    t.handle(connect(1, "127.0.0.2:443"), now);
+    t.handle(state(1, 2, StateChange::Established), now);
+    t.handle(state(1, 3, closed(10, 10, TCP_ESTABLISHED, 0)), now);
+    assert_eq!(t.sink().series_len(), 1, "one label set in use");
+    // Still within the TTL: kept.
+    t.sweep(now + Duration::from_secs(299));
+    assert_eq!(t.sink().series_len(), 1);
+    t.sweep(now + Duration::from_secs(301));
+    assert_eq!(t.sink().series_len(), 0, "handles age out with the set");
+    assert!(
+        !m.render().contains(r#"endpoint="127.0.0.2:443""#),
+        "and so do its series"
+    );
+}
