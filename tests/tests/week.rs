@@ -154,19 +154,26 @@ fn serve_once(
     (addr, handle)
 }
 
-/// Runs a Python client inside the node's cgroup, to completion.
-fn python_in(node: &Node, code: &str) {
-    let status = node
-        .root
-        .command("python3")
-        .args(["-c", code])
-        .status()
-        .expect("run python3");
+/// Runs a Python client inside the node's cgroup (and in `ns` when
+/// given), to completion.
+fn python_in(node: &Node, ns: Option<&Netns>, code: &str) {
+    let mut cmd = match ns {
+        Some(ns) => ns.command(Some(&node.root), "python3"),
+        None => node.root.command("python3"),
+    };
+    let status = cmd.args(["-c", code]).status().expect("run python3");
     assert!(status.success(), "the Python client failed: {status}");
 }
 
 fn failures(m: &tests::Metrics) -> f64 {
     m.sum("gatewatch_connection_failures_total", &[])
+}
+
+/// Waits until exactly `n` failures have `reason`, and returns the scrape.
+fn failed_with(gw: &Gatewatch, reason: &str, n: f64) -> tests::Metrics {
+    gw.wait_for(&format!("{n} {reason} failures"), |m| {
+        m.sum("gatewatch_connection_failures_total", &[("reason", reason)]) == n
+    })
 }
 
 #[test]
@@ -188,7 +195,7 @@ fn a_client_closing_with_unread_bytes_after_a_whole_response_is_not_a_failure() 
         addr.ip(),
         addr.port()
     );
-    python_in(&node, &code);
+    python_in(&node, None, &code);
     server.join().expect("server thread");
     let m = gw.wait_for("the closed connection", |m| {
         m.sum("gatewatch_connection_duration_seconds_count", &[]) >= 1.0
@@ -216,14 +223,9 @@ fn a_server_that_answers_with_a_reset_is_counted_reset() {
         addr.ip(),
         addr.port()
     );
-    python_in(&node, &code);
+    python_in(&node, None, &code);
     server.join().expect("server thread");
-    let m = gw.wait_for("the reset connection", |m| {
-        m.sum(
-            "gatewatch_connection_failures_total",
-            &[("reason", "reset")],
-        ) == 1.0
-    });
+    let m = failed_with(&gw, "reset", 1.0);
     assert_eq!(failures(&m), 1.0, "{}", m.text);
 }
 
@@ -239,18 +241,8 @@ fn a_connect_that_fails_before_its_syn_is_a_not_sent_failure_and_leaves_no_live_
     let node = Node::new();
     let gw = node.gatewatch(&["--provider", "openai=10.9.9.9:443"]);
     let code = "import socket,errno\ns=socket.socket()\nfor _ in range(2):\n    try:\n        s.connect(('10.9.9.9',443))\n        raise SystemExit('connected')\n    except OSError as e:\n        assert e.errno==errno.ENETUNREACH, e\ns.close()\n";
-    let status = ns
-        .command(Some(&node.root), "python3")
-        .args(["-c", code])
-        .status()
-        .expect("run python3 in the namespace");
-    assert!(status.success(), "the Python client failed: {status}");
-    let m = gw.wait_for("two not-sent attempts", |m| {
-        m.sum(
-            "gatewatch_connection_failures_total",
-            &[("reason", "not_sent")],
-        ) == 2.0
-    });
+    python_in(&node, Some(&ns), code);
+    let m = failed_with(&gw, "not_sent", 2.0);
     assert_eq!(failures(&m), 2.0, "only not_sent:\n{}", m.text);
     assert_eq!(
         m.sum("gatewatch_active_connections", &[]),
@@ -289,17 +281,7 @@ fn a_syn_nobody_answers_is_a_timeout_failure() {
     let node = Node::new();
     let gw = node.gatewatch(&["--provider", "openai=10.9.8.2:443"]);
     let code = "import socket\ns=socket.socket()\ns.settimeout(1.5)\ntry:\n    s.connect(('10.9.8.2',443))\n    raise SystemExit('connected')\nexcept socket.timeout:\n    pass\ns.close()\n";
-    let status = ns
-        .command(Some(&node.root), "python3")
-        .args(["-c", code])
-        .status()
-        .expect("run python3 in the namespace");
-    assert!(status.success(), "the Python client failed: {status}");
-    let m = gw.wait_for("the timed-out connect", |m| {
-        m.sum(
-            "gatewatch_connection_failures_total",
-            &[("reason", "timeout")],
-        ) == 1.0
-    });
+    python_in(&node, Some(&ns), code);
+    let m = failed_with(&gw, "timeout", 1.0);
     assert_eq!(failures(&m), 1.0, "only the timeout:\n{}", m.text);
 }

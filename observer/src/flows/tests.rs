@@ -96,6 +96,21 @@ fn closed_rst(
     })
 }
 
+/// As the release program reports a socket whose connect sent no SYN.
+fn unsent(old_state: u32) -> StateChange {
+    match closed(0, 0, old_state, 0) {
+        StateChange::Closed(c) => StateChange::Closed(Closed { no_syn: true, ..c }),
+        other => other,
+    }
+}
+
+/// `gatewatch_connection_failures_total` of the `DIRECT` labels for `reason`.
+fn direct_failures(m: &Metrics, reason: &str) -> u64 {
+    let mut labels = vec![reason];
+    labels.extend(DIRECT);
+    m.failures.with_label_values(&labels).get()
+}
+
 const DIRECT: [&str; 7] = ["direct", "openai", "127.0.0.2:443", "", "", "", "client"];
 
 #[test]
@@ -135,11 +150,7 @@ fn bytes_duration_and_active_follow_the_connection_lifecycle() {
 fn refused_timed_out_and_reset_connections_are_failures_by_reason() {
     let (mut t, m) = table(100, false);
     let now = Instant::now();
-    let fail = |reason: &str| {
-        let mut labels = vec![reason];
-        labels.extend(DIRECT);
-        m.failures.with_label_values(&labels).get()
-    };
+    let fail = |reason: &str| direct_failures(&m, reason);
     // Closed while still waiting for a name: applied when counted.
     t.handle(connect(1, "127.0.0.2:443"), now);
     t.handle(state(1, 5, closed_rst(0, 0, TCP_SYN_SENT, 0, true)), now);
@@ -361,21 +372,7 @@ fn a_local_abort_and_an_abandoned_connect_are_not_failures() {
 fn a_connect_that_never_sent_its_syn_is_a_not_sent_failure_and_leaves_the_live_table() {
     let (mut t, m) = table(100, false);
     let now = Instant::now();
-    let fail = |reason: &str| {
-        let mut labels = vec![reason];
-        labels.extend(DIRECT);
-        m.failures.with_label_values(&labels).get()
-    };
-    let unsent = |old_state| {
-        StateChange::Closed(Closed {
-            bytes_sent: 0,
-            bytes_received: 0,
-            old_state,
-            total_retrans: 0,
-            peer_reset: false,
-            no_syn: true,
-        })
-    };
+    let fail = |reason: &str| direct_failures(&m, reason);
     // No route (or another program's EPERM): the release program reports
     // the socket, still in CLOSE.
     let mut done = t.handle(connect(1, "127.0.0.2:443"), now);

@@ -21,8 +21,15 @@ pub type Attribution = BTreeMap<String, Profile>;
 
 /// Starts `perf record -a -g` for `seconds` into `out`; wait on the child.
 pub fn record(out: &Path, seconds: u32) -> anyhow::Result<std::process::Child> {
+    start_record(&["-a", "-g"], out, seconds)
+}
+
+/// `perf record -F 999 -q ARGS -o OUT -- sleep SECONDS`, quiet.
+fn start_record(args: &[&str], out: &Path, seconds: u32) -> anyhow::Result<std::process::Child> {
     Command::new("perf")
-        .args(["record", "-a", "-g", "-F", "999", "-q", "-o"])
+        .arg("record")
+        .args(args)
+        .args(["-F", "999", "-q", "-o"])
         .arg(out)
         .args(["--", "sleep", &seconds.to_string()])
         .stdout(std::process::Stdio::null())
@@ -127,14 +134,7 @@ pub fn attribute(data: &Path, progs: &[String]) -> anyhow::Result<Attribution> {
 /// Starts `perf record` of one process (user and kernel, no call graphs)
 /// for `seconds` into `out`; wait on the child.
 pub fn record_process(out: &Path, pid: u32, seconds: u32) -> anyhow::Result<std::process::Child> {
-    Command::new("perf")
-        .args(["record", "-F", "999", "-q", "-p", &pid.to_string(), "-o"])
-        .arg(out)
-        .args(["--", "sleep", &seconds.to_string()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .context("start perf (linux-perf)")
+    start_record(&["-p", &pid.to_string()], out, seconds)
 }
 
 /// One function of a process profile: (share of samples in %, binary, function).
