@@ -27,6 +27,27 @@ pub const EVENT_CONNECT: u32 = 1;
 pub const EVENT_PAYLOAD: u32 = 2;
 pub const EVENT_DNS: u32 = 3;
 pub const EVENT_STATE: u32 = 4;
+/// A client's UDP datagram to a QUIC port while its handshake runs (long
+/// header packets only): the QUIC Initial carries the ClientHello.
+pub const EVENT_DATAGRAM: u32 = 5;
+/// A DNS answer segment a workload received over TCP (port 53); `offset`
+/// is its place in the answer stream, which starts with a 2-byte length.
+pub const EVENT_DNS_TCP: u32 = 6;
+
+/// UDP destination ports whose flows are followed as QUIC (load-time
+/// global `QUIC_PORTS`; 0 marks an unused slot).
+pub const QUIC_PORTS_MAX: usize = 4;
+/// The port QUIC uses unless configured otherwise.
+pub const QUIC_PORT_DEFAULT: u16 = 443;
+/// Client datagrams copied per QUIC flow: enough for a ClientHello spread
+/// over two Initials plus retransmits, bounded like TCP segments.
+pub const QUIC_DATAGRAMS_MAX: u32 = 4;
+/// Destinations one unconnected UDP socket reports; past this its sends
+/// count towards its last flow (counted as `udp_destinations_over_limit`).
+pub const UDP_DESTS_PER_SOCKET_MAX: u32 = 8;
+/// DNS-over-TCP answer bytes and segments copied per connection.
+pub const DNS_TCP_CAPTURE_MAX: u32 = 4096;
+pub const DNS_TCP_SEGMENTS_MAX: u32 = 4;
 
 /// Slots of the per-CPU loss counter: one per record kind that can be lost
 /// when the ring buffer is full, then what the kernel side could not read.
@@ -40,7 +61,12 @@ pub const DROP_SKB_LOAD: u32 = 4;
 pub const DROP_IPV6_EXT: u32 = 5;
 /// A ClientHello or HTTP head longer than the segment limit was cut.
 pub const DROP_HELLO_CUT: u32 = 6;
-pub const DROP_SLOTS: u32 = 7;
+pub const DROP_DATAGRAM: u32 = 7;
+pub const DROP_DNS_TCP: u32 = 8;
+/// An unconnected UDP socket sent to more destinations than
+/// `UDP_DESTS_PER_SOCKET_MAX`: the later ones are not reported as flows.
+pub const DROP_UDP_DESTS: u32 = 9;
+pub const DROP_SLOTS: u32 = 10;
 
 /// Bits of `StateEvent::close_flags`.
 /// The peer sent a RST (seen by the ingress program before the close).
@@ -49,6 +75,9 @@ pub const CLOSE_PEER_RESET: u32 = 1;
 /// program, or a deferred Fast Open connect never written to); the record
 /// comes from the socket's release, or from the next `connect()` on it.
 pub const CLOSE_NO_SYN: u32 = 2;
+/// A UDP flow ended: its socket was released, or it started sending to
+/// another destination. Bytes are UDP payload bytes, no TCP accounting.
+pub const CLOSE_DATAGRAM: u32 = 4;
 
 /// Bits of `SockState::flags`.
 /// `connect()` was seen (and reported) on this socket.
@@ -58,6 +87,11 @@ pub const SOCK_SYN_SENT: u32 = 2;
 /// The first payload bytes are captured (or will not be): egress stops
 /// looking at this socket after one lookup.
 pub const SOCK_CAPTURE_DONE: u32 = 4;
+/// A UDP socket sending to a QUIC port: its bytes are counted per packet
+/// and its release ends the flow.
+pub const SOCK_UDP: u32 = 8;
+/// A TCP connection to port 53: the answers it receives are copied.
+pub const SOCK_DNS_TCP: u32 = 16;
 
 pub const AF_INET: u16 = 2;
 pub const AF_INET6: u16 = 10;
@@ -183,9 +217,10 @@ pub struct StateEvent {
     pub _pad: u32,
 }
 
-/// Per-socket state of a watched TCP socket, in socket-local storage:
-/// created at `connect()`, freed with the socket, so nothing is evicted
-/// and nothing leaks however many connections are open.
+/// Per-socket state of a watched socket, in socket-local storage:
+/// created at `connect()` (or a UDP send to a QUIC port), freed with the
+/// socket, so nothing is evicted and nothing leaks however many
+/// connections are open.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SockState {
@@ -198,9 +233,22 @@ pub struct SockState {
     /// Stop capturing once the stream has this many bytes (0 until the
     /// first segment).
     pub expected: u32,
-    /// Segments copied so far.
+    /// Segments (TCP) or datagrams (UDP) copied so far.
     pub segments: u32,
+    /// DNS over TCP: sequence number of the first answer byte.
+    pub rx_first_seq: u32,
+    /// DNS over TCP: answer segments copied so far.
+    pub rx_segments: u32,
+    /// UDP: destinations reported for this socket.
+    pub dests: u32,
+    /// UDP: the current flow's destination (port in host order; address
+    /// as the sock_addr context holds it).
+    pub dport: u32,
+    pub daddr: [u32; 4],
     pub _pad: u32,
+    /// UDP: payload bytes of the current flow.
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
 }
 
 #[cfg(feature = "user")]
@@ -225,5 +273,7 @@ mod tests {
         );
         assert_eq!(core::mem::size_of::<PayloadEvent>() % 8, 0);
         assert_eq!(core::mem::size_of::<StateEvent>(), 56);
+        assert_eq!(core::mem::size_of::<SockState>(), 72);
+        assert_eq!(core::mem::offset_of!(SockState, bytes_sent), 56);
     }
 }

@@ -2,7 +2,7 @@
 //! for actively opened TCP connections. State callbacks are switched on per
 //! socket at connect, so passive and unwatched sockets cost nothing more.
 //! sock_release: the end of a watched socket whose `connect()` never sent a
-//! SYN, which the TCP state machine never reports.
+//! SYN, which the TCP state machine never reports, and of UDP flows.
 use aya_ebpf::{
     EbpfContext as _,
     bindings::{
@@ -14,8 +14,8 @@ use aya_ebpf::{
 };
 use core::ptr::{addr_of, read_volatile};
 use observer_common::{
-    CLOSE_NO_SYN, DROP_STATE, EVENT_STATE, SOCK_SYN_SENT, SOCK_WATCHED, STATE_CLOSED,
-    STATE_ESTABLISHED, StateEvent, TCP_CLOSE,
+    CLOSE_DATAGRAM, CLOSE_NO_SYN, DROP_STATE, EVENT_STATE, SOCK_SYN_SENT, SOCK_UDP, SOCK_WATCHED,
+    STATE_CLOSED, STATE_ESTABLISHED, StateEvent, TCP_CLOSE,
 };
 
 use crate::maps::{EVENTS, count_drop, sock_state, submit_flags};
@@ -42,13 +42,27 @@ pub fn try_sock_ops(ctx: &SockOpsContext) -> Result<(), i64> {
 /// A watched socket released without its SYN ever sent: report its end,
 /// with the state it is in (`TCP_CLOSE` after a failed connect,
 /// `TCP_SYN_SENT` for a deferred Fast Open connect never written to).
+/// A followed UDP socket: its flow ends, with the bytes counted.
 pub fn try_release(ctx: &SockContext) -> Result<(), i64> {
     let state = sock_state(ctx.sock, false);
     if state.is_null() {
         return Ok(());
     }
     // SAFETY: socket-local storage of this socket, valid for the run.
-    let flags = unsafe { (*state).flags };
+    let state = unsafe { &*state };
+    let flags = state.flags;
+    if flags & SOCK_UDP != 0 {
+        // SAFETY: helper call on the program's own context.
+        let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
+        emit_close(
+            cookie,
+            TCP_CLOSE,
+            CLOSE_DATAGRAM,
+            state.bytes_sent,
+            state.bytes_received,
+        );
+        return Ok(());
+    }
     if flags & (SOCK_WATCHED | SOCK_SYN_SENT) != SOCK_WATCHED {
         return Ok(());
     }
@@ -59,14 +73,20 @@ pub fn try_release(ctx: &SockContext) -> Result<(), i64> {
             bpf_get_socket_cookie(ctx.as_ptr()),
         )
     };
-    emit_unsent(cookie, tcp_state, CLOSE_NO_SYN);
+    emit_close(cookie, tcp_state, CLOSE_NO_SYN, 0, 0);
     Ok(())
 }
 
-/// The close record of a connect that sent nothing: no bytes, no
-/// retransmits.
+/// A close record the TCP state machine does not make: a connect that
+/// sent nothing, or the end of a UDP flow with its payload bytes.
 #[inline(always)]
-pub fn emit_unsent(cookie: u64, old_state: u32, close_flags: u32) {
+pub fn emit_close(
+    cookie: u64,
+    old_state: u32,
+    close_flags: u32,
+    bytes_sent: u64,
+    bytes_received: u64,
+) {
     let Some(mut entry) = EVENTS.reserve::<StateEvent>(0) else {
         count_drop(DROP_STATE);
         return;
@@ -77,8 +97,8 @@ pub fn emit_unsent(cookie: u64, old_state: u32, close_flags: u32) {
         // SAFETY: helper call.
         ts_ns: unsafe { bpf_ktime_get_ns() },
         cookie,
-        bytes_sent: 0,
-        bytes_received: 0,
+        bytes_sent,
+        bytes_received,
         old_state,
         total_retrans: 0,
         close_flags,

@@ -32,6 +32,19 @@ pub fn connect6(ctx: SockAddrContext) -> i32 {
     ALLOW
 }
 
+/// Unconnected UDP sends to QUIC ports: the start of each UDP flow.
+#[cgroup_sock_addr(sendmsg4)]
+pub fn sendmsg4(ctx: SockAddrContext) -> i32 {
+    let _ = connect::try_udp(&ctx, AF_INET);
+    ALLOW
+}
+
+#[cgroup_sock_addr(sendmsg6)]
+pub fn sendmsg6(ctx: SockAddrContext) -> i32 {
+    let _ = connect::try_udp(&ctx, AF_INET6);
+    ALLOW
+}
+
 /// First payload bytes of connections seen by `connect*`, for TLS SNI and HTTP Host.
 #[cgroup_skb(egress)]
 pub fn egress(ctx: SkBuffContext) -> i32 {
@@ -54,7 +67,8 @@ pub fn lifecycle(ctx: SockOpsContext) -> u32 {
     1
 }
 
-/// The end of a watched socket whose `connect()` never sent a SYN.
+/// The end of a watched socket whose `connect()` never sent a SYN, or of a
+/// UDP flow.
 #[cgroup_sock(sock_release)]
 pub fn release(ctx: SockContext) -> i32 {
     let _ = lifecycle::try_release(&ctx);

@@ -7,7 +7,7 @@ use aya_ebpf::{
     macros::{btf_map, map},
     maps::{PerCpuArray, RingBuf},
 };
-use observer_common::{DROP_SLOTS, RING_BUF_BYTES, SockState};
+use observer_common::{DROP_SLOTS, QUIC_PORT_DEFAULT, QUIC_PORTS_MAX, RING_BUF_BYTES, SockState};
 
 /// Every record for userspace, in arrival order.
 #[map]
@@ -45,6 +45,10 @@ pub fn sock_state(sk: *mut bpf_sock, create: bool) -> *mut SockState {
 /// The agent's own process id: its connections are not observed.
 #[unsafe(no_mangle)]
 pub static OWN_TGID: Global<u32> = Global::new(0);
+
+/// UDP destination ports followed as QUIC flows; 0 is an unused slot.
+#[unsafe(no_mangle)]
+pub static QUIC_PORTS: Global<[u16; QUIC_PORTS_MAX]> = Global::new([QUIC_PORT_DEFAULT, 0, 0, 0]);
 
 /// Wake the reader only once this much is waiting; it also drains on a
 /// short timer, so a wakeup per record (an IPI and a context switch each)

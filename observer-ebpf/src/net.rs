@@ -9,12 +9,25 @@ const ETH_P_IP: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86DD;
 const IPV6_HDR_LEN: usize = 40;
 
-/// IPv6 next-header values of extension headers (hop-by-hop, routing,
-/// fragment, destination options, authentication).
-const IPV6_EXT_HEADERS: [u8; 5] = [0, 43, 44, 60, 51];
+/// IPv6 extension headers walked before giving up on a packet (counted as
+/// `ipv6_extension_headers`). Real traffic carries one or two.
+const IPV6_EXT_HEADERS_MAX: usize = 8;
+/// The transport header must start within this many bytes; keeps offsets
+/// small and bounded for the verifier.
+const IPV6_L4_OFFSET_MAX: usize = 512;
 
-/// The transport protocol and header offset of any packet; an IPv6 packet
-/// with extension headers is counted (`DROP_IPV6_EXT`) and skipped.
+const NEXT_HOP_BY_HOP: u8 = 0;
+const NEXT_ROUTING: u8 = 43;
+const NEXT_FRAGMENT: u8 = 44;
+const NEXT_AUTH: u8 = 51;
+const NEXT_DEST_OPTS: u8 = 60;
+/// Fragment offset bits of a fragment header: non-zero in a fragment that
+/// is not the first, which carries no transport header.
+const FRAGMENT_OFFSET_MASK: u16 = 0xfff8;
+
+/// The transport protocol and header offset of any IP packet. IPv6
+/// extension headers are walked (bounded); a packet with too many, or a
+/// non-first fragment, gives `None`.
 #[inline(always)]
 pub fn l4_offset_any(ctx: &SkBuffContext) -> Option<(u8, usize)> {
     // SAFETY: reading a field of the program's own context.
@@ -25,37 +38,65 @@ pub fn l4_offset_any(ctx: &SkBuffContext) -> Option<(u8, usize)> {
         Some((ip_proto, ((vihl & 0x0f) as usize) * 4))
     } else if ethertype == ETH_P_IPV6 {
         let next: u8 = ctx.load(6).ok()?;
-        if IPV6_EXT_HEADERS.contains(&next) {
-            count_drop(DROP_IPV6_EXT);
-            return None;
+        if is_extension(next) {
+            ipv6_walk(ctx, next)
+        } else {
+            Some((next, IPV6_HDR_LEN))
         }
-        Some((next, IPV6_HDR_LEN))
     } else {
         None
     }
 }
 
+#[inline(always)]
+fn is_extension(next: u8) -> bool {
+    matches!(
+        next,
+        NEXT_HOP_BY_HOP | NEXT_ROUTING | NEXT_FRAGMENT | NEXT_AUTH | NEXT_DEST_OPTS
+    )
+}
+
+/// Walks the extension header chain starting with `next` after the fixed
+/// header.
+#[inline(always)]
+fn ipv6_walk(ctx: &SkBuffContext, mut next: u8) -> Option<(u8, usize)> {
+    let mut off = IPV6_HDR_LEN;
+    for _ in 0..IPV6_EXT_HEADERS_MAX {
+        match next {
+            NEXT_HOP_BY_HOP | NEXT_ROUTING | NEXT_DEST_OPTS => {
+                let h: [u8; 2] = ctx.load(off).ok()?;
+                next = h[0];
+                off += (h[1] as usize + 1) * 8;
+            }
+            NEXT_FRAGMENT => {
+                let h: [u8; 4] = ctx.load(off).ok()?;
+                if u16::from_be_bytes([h[2], h[3]]) & FRAGMENT_OFFSET_MASK != 0 {
+                    return None;
+                }
+                next = h[0];
+                off += 8;
+            }
+            NEXT_AUTH => {
+                let h: [u8; 2] = ctx.load(off).ok()?;
+                next = h[0];
+                off += (h[1] as usize + 2) * 4;
+            }
+            _ => return Some((next, off)),
+        }
+        if off > IPV6_L4_OFFSET_MAX {
+            break;
+        }
+    }
+    count_drop(DROP_IPV6_EXT);
+    None
+}
+
 /// Returns the offset of the transport header when the packet's transport
-/// protocol is `proto`. IPv6 extension headers are not walked: packets that
-/// carry them are skipped (they are rare on TCP and DNS traffic).
+/// protocol is `proto`.
 #[inline(always)]
 pub fn l4_offset(ctx: &SkBuffContext, proto: u8) -> Option<usize> {
-    // SAFETY: reading a field of the program's own context.
-    let ethertype = u16::from_be(unsafe { (*ctx.skb.skb).protocol } as u16);
-    if ethertype == ETH_P_IP {
-        let vihl: u8 = ctx.load(0).ok()?;
-        let ip_proto: u8 = ctx.load(9).ok()?;
-        if ip_proto != proto {
-            return None;
-        }
-        Some(((vihl & 0x0f) as usize) * 4)
-    } else if ethertype == ETH_P_IPV6 {
-        let next: u8 = ctx.load(6).ok()?;
-        if next != proto {
-            return None;
-        }
-        Some(IPV6_HDR_LEN)
-    } else {
-        None
+    match l4_offset_any(ctx) {
+        Some((p, off)) if p == proto => Some(off),
+        _ => None,
     }
 }

@@ -1,15 +1,18 @@
 //! Egress: the first bytes each watched TCP connection sends (a TLS
 //! ClientHello or an HTTP request head), reassembled in userspace from at
-//! most `PAYLOAD_SEGMENTS_MAX` segments. Connections that are done, or were
-//! never watched, leave after one socket-local storage lookup.
+//! most `PAYLOAD_SEGMENTS_MAX` segments; for QUIC flows, the bytes of every
+//! datagram and the first long-header datagrams. Connections that are
+//! done, or were never watched, leave after one socket-local storage
+//! lookup.
 use aya_ebpf::{
     EbpfContext as _,
     helpers::generated::{bpf_get_socket_cookie, bpf_ktime_get_ns, bpf_skb_load_bytes},
     programs::SkBuffContext,
 };
 use observer_common::{
-    DROP_HELLO_CUT, DROP_PAYLOAD, DROP_SKB_LOAD, EVENT_PAYLOAD, IPPROTO_TCP, PAYLOAD_CAPTURE_MAX,
-    PAYLOAD_SEGMENTS_MAX, PayloadHeader, SOCK_CAPTURE_DONE,
+    DROP_DATAGRAM, DROP_HELLO_CUT, DROP_PAYLOAD, DROP_SKB_LOAD, EVENT_DATAGRAM, EVENT_PAYLOAD,
+    IPPROTO_TCP, IPPROTO_UDP, PAYLOAD_CAPTURE_MAX, PAYLOAD_SEGMENTS_MAX, PayloadHeader,
+    QUIC_DATAGRAMS_MAX, SOCK_CAPTURE_DONE, SOCK_UDP, SockState,
 };
 
 use crate::{
@@ -17,6 +20,9 @@ use crate::{
     net::l4_offset,
 };
 
+pub const UDP_HDR_LEN: usize = 8;
+/// First bit of a QUIC packet: set in long-header (handshake) packets.
+const QUIC_LONG_HEADER: u8 = 0x80;
 const TLS_HANDSHAKE: u8 = 0x16;
 const TLS_MAJOR: u8 = 0x03;
 const TLS_RECORD_HEADER: u32 = 5;
@@ -38,6 +44,9 @@ pub fn try_egress(ctx: &SkBuffContext) -> Result<(), i64> {
     // SAFETY: socket-local storage of this socket, valid for the run; the
     // socket lock serialises egress of one connection.
     let state = unsafe { &mut *state };
+    if state.flags & SOCK_UDP != 0 {
+        return udp_egress(ctx, state);
+    }
     if state.flags & SOCK_CAPTURE_DONE != 0 {
         return Ok(());
     }
@@ -82,6 +91,59 @@ pub fn try_egress(ctx: &SkBuffContext) -> Result<(), i64> {
         total,
         DROP_PAYLOAD,
     );
+    Ok(())
+}
+
+/// A datagram of a followed UDP flow: its payload bytes are counted, and
+/// while the QUIC handshake runs (long-header packets) the first
+/// `QUIC_DATAGRAMS_MAX` are copied for the ClientHello in their Initials.
+/// A GSO send is one buffer holding several datagrams of `gso_size`
+/// bytes: the first two are copied as datagrams of their own.
+#[inline(always)]
+fn udp_egress(ctx: &SkBuffContext, state: &mut SockState) -> Result<(), i64> {
+    let l4 = l4_offset(ctx, IPPROTO_UDP).ok_or(0)?;
+    let payload_off = l4 + UDP_HDR_LEN;
+    let total = ctx.len().saturating_sub(payload_off as u32);
+    state.bytes_sent += u64::from(total);
+    if total == 0 || state.flags & SOCK_CAPTURE_DONE != 0 {
+        return Ok(());
+    }
+    let first: u8 = ctx.load(payload_off)?;
+    if first & QUIC_LONG_HEADER == 0 {
+        // A short header: the handshake is over, nothing more to read.
+        state.flags |= SOCK_CAPTURE_DONE;
+        return Ok(());
+    }
+    // SAFETY: reading a field of the program's own context; helper call.
+    let (gso, cookie) = unsafe { ((*ctx.skb.skb).gso_size, bpf_get_socket_cookie(ctx.as_ptr())) };
+    let datagram = if gso != 0 && gso < total { gso } else { total };
+    emit(
+        ctx,
+        EVENT_DATAGRAM,
+        cookie,
+        0,
+        state.segments,
+        payload_off,
+        datagram,
+        DROP_DATAGRAM,
+    );
+    state.segments += 1;
+    if datagram < total && state.segments < QUIC_DATAGRAMS_MAX {
+        emit(
+            ctx,
+            EVENT_DATAGRAM,
+            cookie,
+            0,
+            state.segments,
+            payload_off + datagram as usize,
+            (total - datagram).min(datagram),
+            DROP_DATAGRAM,
+        );
+        state.segments += 1;
+    }
+    if state.segments >= QUIC_DATAGRAMS_MAX {
+        state.flags |= SOCK_CAPTURE_DONE;
+    }
     Ok(())
 }
 

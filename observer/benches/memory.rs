@@ -112,7 +112,7 @@ fn main() {
     let hwm = status_kib("VmHWM:");
     let named_dns = metrics
         .connections
-        .with_label_values(&["other", "", "", "", "", "", "python3", "dns"])
+        .with_label_values(&["other", "", "", "", "", "", "python3", "tcp", "dns"])
         .get();
     println!(
         "{{\"flows\":{FLOWS},\"live\":{},\"pending\":{},\"named_by_dns\":{named_dns},\

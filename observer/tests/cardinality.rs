@@ -131,6 +131,7 @@ fn connection(t: &mut FlowTable<Outputs>, cookie: u64, cgroup_id: u64, comm: &st
                 total_retrans: 0,
                 peer_reset: false,
                 no_syn: false,
+                datagram: false,
             }),
         }),
         now,

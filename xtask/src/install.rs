@@ -35,6 +35,8 @@ pub enum Present {
 /// Python packages the tests use as real clients and tools (presence, pip spec).
 pub const PYTHON_PACKAGES: &[(Present, &str)] = &[
     (Present::Module("openai"), "openai>=1.40,<3"),
+    // a real HTTP/3 (QUIC) client and server for naming QUIC flows
+    (Present::Module("aioquic"), "aioquic>=1.2,<2"),
     // offline schema checks of deploy/
     (
         Present::Module("kubernetes_validate"),

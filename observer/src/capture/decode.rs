@@ -47,6 +47,8 @@ pub struct Closed {
     pub peer_reset: bool,
     /// `connect()` never sent a SYN.
     pub no_syn: bool,
+    /// The end of a UDP flow: bytes are UDP payload bytes.
+    pub datagram: bool,
 }
 
 /// How a connection moved on, from the kernel's TCP state machine.
@@ -69,11 +71,17 @@ pub enum Event {
     Payload(Chunk),
     Dns(Chunk),
     State(StateEvent),
+    /// A client datagram of a QUIC flow's handshake; `offset` is its
+    /// index among the flow's copied datagrams.
+    Datagram(Chunk),
+    /// A segment of DNS answers received over TCP.
+    DnsTcp(Chunk),
 }
 
 impl Event {
     /// Every `kind` label value, for counters that start at 0.
-    pub const KINDS: [&'static str; 4] = ["connect", "payload", "dns", "state"];
+    pub const KINDS: [&'static str; 6] =
+        ["connect", "payload", "dns", "state", "datagram", "dns_tcp"];
 
     /// The `kind` label of `gatewatch_events_total`.
     pub fn kind(&self) -> &'static str {
@@ -82,6 +90,8 @@ impl Event {
             Event::Payload(_) => "payload",
             Event::Dns(_) => "dns",
             Event::State(_) => "state",
+            Event::Datagram(_) => "datagram",
+            Event::DnsTcp(_) => "dns_tcp",
         }
     }
 }
@@ -110,14 +120,10 @@ pub fn decode(record: &[u8]) -> Result<Event, DecodeError> {
             let raw: common::ConnectEvent = read_exact(record, kind)?;
             Ok(Event::Connect(connect_from_raw(&raw)?))
         }
-        common::EVENT_PAYLOAD | common::EVENT_DNS => {
-            let chunk = chunk_from_record(record, kind)?;
-            Ok(if kind == common::EVENT_PAYLOAD {
-                Event::Payload(chunk)
-            } else {
-                Event::Dns(chunk)
-            })
-        }
+        common::EVENT_PAYLOAD => Ok(Event::Payload(chunk_from_record(record, kind)?)),
+        common::EVENT_DNS => Ok(Event::Dns(chunk_from_record(record, kind)?)),
+        common::EVENT_DATAGRAM => Ok(Event::Datagram(chunk_from_record(record, kind)?)),
+        common::EVENT_DNS_TCP => Ok(Event::DnsTcp(chunk_from_record(record, kind)?)),
         common::EVENT_STATE => {
             let raw: common::StateEvent = read_exact(record, kind)?;
             let change = match raw.state {
@@ -129,6 +135,7 @@ pub fn decode(record: &[u8]) -> Result<Event, DecodeError> {
                     total_retrans: raw.total_retrans,
                     peer_reset: raw.close_flags & common::CLOSE_PEER_RESET != 0,
                     no_syn: raw.close_flags & common::CLOSE_NO_SYN != 0,
+                    datagram: raw.close_flags & common::CLOSE_DATAGRAM != 0,
                 }),
                 other => return Err(DecodeError::UnknownState(other)),
             };
@@ -310,6 +317,13 @@ mod tests {
         );
         let rec = encode::chunk(common::EVENT_DNS, 5, 6, 0, b"\x00\x01");
         assert!(matches!(decode(&rec), Ok(Event::Dns(_))));
+        let rec = encode::chunk(common::EVENT_DATAGRAM, 5, 0, 1, b"\xc0\x00\x00\x00\x01");
+        let Event::Datagram(c) = decode(&rec).unwrap() else {
+            panic!("expected a datagram")
+        };
+        assert_eq!((c.offset, c.data.len()), (1, 5));
+        let rec = encode::chunk(common::EVENT_DNS_TCP, 5, 6, 2, b"\x00\x01");
+        assert!(matches!(decode(&rec), Ok(Event::DnsTcp(c)) if c.offset == 2));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use aya::{
         SockOps,
     },
 };
-use observer_common::{DROP_SLOTS, PAYLOAD_SEGMENTS_MAX};
+use observer_common::{DROP_SLOTS, PAYLOAD_SEGMENTS_MAX, QUIC_PORTS_MAX};
 
 use super::{
     cgroup::{find_cgroup2_root, is_cgroup2},
@@ -36,9 +36,11 @@ const VERIFIER_LOG_TAIL: usize = 25;
 const ATTACH_MODE: CgroupAttachMode = CgroupAttachMode::Single;
 
 /// Programs by ELF name, in attach order.
-pub const PROGRAMS: [&str; 6] = [
+pub const PROGRAMS: [&str; 8] = [
     "connect4",
     "connect6",
+    "sendmsg4",
+    "sendmsg6",
     "egress",
     "ingress",
     "lifecycle",
@@ -114,6 +116,8 @@ pub struct LoadOptions {
     /// The host's procfs (--proc-root): `{proc_root}/self` names gatewatch's
     /// host tgid, which the programs compare to skip its own sockets.
     pub proc_root: PathBuf,
+    /// UDP destination ports followed as QUIC (at most `QUIC_PORTS_MAX`).
+    pub quic_ports: Vec<u16>,
 }
 
 /// Loaded and attached programs. Dropping this detaches everything.
@@ -209,8 +213,13 @@ fn load(opts: &LoadOptions) -> Result<Ebpf, LoadError> {
     // Wake the reader once an eighth of the ring is waiting; below that,
     // the reader's timer drains it (see capture::ring).
     let wakeup_bytes = u64::from(opts.ring_bytes / RING_WAKEUP_FRACTION);
+    let mut quic_ports = [0u16; QUIC_PORTS_MAX];
+    for (slot, port) in quic_ports.iter_mut().zip(&opts.quic_ports) {
+        *slot = *port;
+    }
     let mut ebpf = EbpfLoader::new()
         .override_global("OWN_TGID", &own_tgid, true)
+        .override_global("QUIC_PORTS", &quic_ports, true)
         .override_global("WAKEUP_BYTES", &wakeup_bytes, true)
         .override_global("AYA_LOG_LEVEL", &log_level, false)
         .map_max_entries("EVENTS", opts.ring_bytes)
@@ -231,7 +240,7 @@ fn attach_all(ebpf: &mut Ebpf, cgroup_file: &File, cgroup: &Path) -> Result<(), 
         let action = format!("attach {name} to {}", cgroup.display());
         move |e| classify_err(action, e)
     };
-    for name in ["connect4", "connect6"] {
+    for name in ["connect4", "connect6", "sendmsg4", "sendmsg6"] {
         let prog: &mut CgroupSockAddr = program(ebpf, name)?;
         prog.load().map_err(|e| load_error(name, e))?;
         prog.attach(cgroup_file, ATTACH_MODE)

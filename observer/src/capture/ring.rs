@@ -17,6 +17,9 @@ pub const KERNEL_DROP_SOURCES: [&str; DROP_SLOTS as usize] = [
     "skb_load_failed",
     "ipv6_extension_headers",
     "hello_over_segment_limit",
+    "ringbuf_datagram",
+    "ringbuf_dns_tcp",
+    "udp_destinations_over_limit",
 ];
 
 /// Hands every record waiting in `ring` to `each`, decoded (a malformed

@@ -31,6 +31,8 @@ pub struct Config {
     pub record_other_endpoints: bool,
     pub catalog_gateways: bool,
     pub ring_bytes: u32,
+    /// UDP ports followed as QUIC, distinct, at most `QUIC_PORTS_MAX`.
+    pub quic_ports: Vec<u16>,
     pub label_cap: usize,
     pub series_ttl: Duration,
     pub max_pending: usize,
@@ -152,6 +154,7 @@ impl Config {
             record_other_endpoints: or_default(s.record_other_endpoints),
             catalog_gateways: or_default(s.catalog_gateways),
             ring_bytes,
+            quic_ports: quic_ports(&s.quic_ports)?,
             label_cap: at_least_one("label_cap", s.label_cap)?,
             series_ttl: series_ttl(s.series_ttl.as_deref().unwrap_or_default())?,
             max_pending: at_least_one("max_pending", s.max_pending)?,
@@ -229,6 +232,33 @@ fn limits(s: &Settings) -> Result<(Duration, u32), ConfigError> {
         ));
     }
     Ok((Duration::from_millis(name_wait_ms), ring_bytes))
+}
+
+/// The QUIC ports, deduplicated, each a real port, few enough for the
+/// kernel's table.
+fn quic_ports(given: &[u16]) -> Result<Vec<u16>, ConfigError> {
+    let mut ports: Vec<u16> = Vec::new();
+    for &port in given {
+        if port == 0 {
+            return Err(field_error(
+                "quic_ports",
+                "0 is not a port: allowed 1 to 65535",
+            ));
+        }
+        if !ports.contains(&port) {
+            ports.push(port);
+        }
+    }
+    if ports.len() > observer_common::QUIC_PORTS_MAX {
+        return Err(field_error(
+            "quic_ports",
+            format!(
+                "{ports:?}: at most {} ports (443 included) can be followed",
+                observer_common::QUIC_PORTS_MAX
+            ),
+        ));
+    }
+    Ok(ports)
 }
 
 /// Shortest and longest `series_ttl`: a series must outlive a scrape or

@@ -92,6 +92,7 @@ impl Pipeline {
             ring_bytes: cfg.ring_bytes,
             ebpf_debug: cfg.ebpf_debug,
             proc_root: cfg.workload_paths.proc_root.clone(),
+            quic_ports: cfg.quic_ports.clone(),
         })?;
         let ring = probes.take_ring()?;
         // SAFETY: the AsyncFd owns the ring buffer, so its fd stays open for as

@@ -105,6 +105,15 @@ pub struct Settings {
     /// The kubelet's container log directory, for container names [default: /var/log/containers].
     #[arg(long, env = "GATEWATCH_CONTAINER_LOGS", value_name = "PATH")]
     pub container_logs: Option<PathBuf>,
+    /// UDP destination port whose flows are followed and named as QUIC (HTTP/3); 443 always is. Repeatable, at most 4 in all.
+    #[arg(
+        long = "quic-port",
+        env = "GATEWATCH_QUIC_PORT",
+        value_delimiter = ',',
+        value_name = "PORT"
+    )]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quic_ports: Vec<u16>,
     /// An AI gateway: [NAME=]PATTERN, PATTERN = host, *.suffix, IP or CIDR, optionally :PORT. Repeatable (comma-separated in the variable).
     #[arg(
         long = "gateway",
@@ -203,6 +212,7 @@ impl Settings {
             record_other_endpoints: Some(false),
             catalog_gateways: Some(false),
             ring_bytes: Some(observer_common::RING_BUF_BYTES),
+            quic_ports: vec![observer_common::QUIC_PORT_DEFAULT],
             label_cap: Some(crate::flows::DEFAULT_LABEL_CAP),
             max_pending: Some(DEFAULT_MAX_PENDING),
             dns_cache: Some(DEFAULT_DNS_CACHE),

@@ -7,6 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use super::record::Transport;
 use crate::classification::Route;
 
 /// Value that replaces a label value once its label reached its cap.
@@ -17,7 +18,7 @@ pub const DEFAULT_LABEL_CAP: usize = 1000;
 
 /// Labels that identify a flow's destination and workload, in order; the
 /// per-flow metrics share them so series join cleanly.
-pub const FLOW_LABELS: [&str; 7] = [
+pub const FLOW_LABELS: [&str; 8] = [
     "route",
     "provider",
     "endpoint",
@@ -25,6 +26,7 @@ pub const FLOW_LABELS: [&str; 7] = [
     "pod",
     "container",
     "process",
+    "transport",
 ];
 
 /// The labels [`LabelCaps`] bounds (`label` of `gatewatch_label_values_folded_total`).
@@ -40,11 +42,12 @@ pub struct FlowLabels {
     pub pod: String,
     pub container: String,
     pub process: String,
+    pub transport: Transport,
 }
 
 impl FlowLabels {
     /// Values in `FLOW_LABELS` order.
-    pub fn values(&self) -> [&str; 7] {
+    pub fn values(&self) -> [&str; 8] {
         [
             self.route.as_str(),
             &self.provider,
@@ -53,6 +56,7 @@ impl FlowLabels {
             &self.pod,
             &self.container,
             &self.process,
+            self.transport.as_str(),
         ]
     }
 }
@@ -69,6 +73,7 @@ impl FlowLabels {
             pod: String::new(),
             container: String::new(),
             process: process.into(),
+            transport: Transport::Tcp,
         }
     }
 }

@@ -19,6 +19,8 @@ pub struct Close {
     pub peer_reset: bool,
     /// `connect()` never sent a SYN.
     pub no_syn: bool,
+    /// The end of a UDP flow.
+    pub datagram: bool,
 }
 
 /// A finished connection, as the outputs record it.
@@ -66,6 +68,10 @@ impl FlowEnd {
 /// where the peer's FIN reaches the time-wait socket instead) `received`
 /// is one byte low.
 pub fn payload_bytes(close: &Close, established: bool) -> (u64, u64) {
+    if close.datagram {
+        // UDP payload bytes, counted per datagram: nothing to take off.
+        return (close.bytes_sent, close.bytes_received);
+    }
     const FIN_WAIT2: u32 = 5;
     const TIME_WAIT: u32 = 6;
     const CLOSE_WAIT: u32 = 8;
@@ -88,6 +94,7 @@ pub fn payload_bytes(close: &Close, established: bool) -> (u64, u64) {
 pub fn close_how(close: &Close, established: bool) -> CloseHow {
     const CLOSE_WAIT: u32 = 8;
     match close.old_state {
+        _ if close.datagram => CloseHow::Released,
         TCP_CLOSE if close.no_syn => CloseHow::NotSent,
         TCP_SYN_SENT if close.peer_reset => CloseHow::Refused,
         TCP_SYN_SENT if close.total_retrans > 0 => CloseHow::Timeout,
@@ -105,6 +112,6 @@ pub fn failure_reason(how: CloseHow) -> Option<&'static str> {
         CloseHow::Timeout => Some("timeout"),
         CloseHow::PeerReset => Some("reset"),
         CloseHow::NotSent => Some("not_sent"),
-        CloseHow::Fin | CloseHow::LocalAbort | CloseHow::Abandoned => None,
+        CloseHow::Fin | CloseHow::LocalAbort | CloseHow::Abandoned | CloseHow::Released => None,
     }
 }

@@ -6,13 +6,22 @@ use std::{
     time::Instant,
 };
 
-use super::{lifecycle::Close, record::WorkloadInfo};
-use crate::{capture::ConnectEvent, naming::Segments};
+use super::{
+    lifecycle::Close,
+    record::{Transport, WorkloadInfo},
+};
+use crate::{
+    capture::ConnectEvent,
+    naming::{Segments, quic::QuicOpening},
+};
 
 pub struct Pending {
     pub conn: ConnectEvent,
     pub deadline: Instant,
     pub segments: Segments,
+    pub transport: Transport,
+    /// A QUIC flow's Initials read so far (boxed: most flows are TCP).
+    pub quic: Option<Box<QuicOpening>>,
     pub established: bool,
     pub closed: Option<Close>,
     /// Resolved at connect, while a short-lived client still exists.

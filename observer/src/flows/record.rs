@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     classification::{Route, Verdict},
-    naming::NameSource,
+    naming::{NameSource, quic::HelloRead},
 };
 
 /// Who made a connection: Kubernetes names (empty off Kubernetes) and
@@ -21,6 +21,28 @@ pub struct WorkloadInfo {
 
 /// Resolves a connection's workload from its cgroup id, tgid and comm.
 pub type Identify = Box<dyn FnMut(u64, u32, &str) -> WorkloadInfo + Send>;
+
+/// How a connection carries its bytes: TCP, or UDP to a QUIC port.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    #[default]
+    Tcp,
+    /// UDP to one of the QUIC ports (`quic_ports`; 443 by default).
+    Quic,
+}
+
+impl Transport {
+    /// Every `transport` label value.
+    pub const ALL: [Transport; 2] = [Transport::Tcp, Transport::Quic];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Quic => "quic",
+        }
+    }
+}
 
 /// Where a connection is in its life, as the API shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +75,9 @@ pub enum CloseHow {
     /// `connect()` failed before any packet left (no route to the
     /// destination, or another cgroup program refused it): `not_sent`.
     NotSent,
+    /// A UDP flow ended: its socket was closed, or it went on to another
+    /// destination. UDP says nothing of success, so never a failure.
+    Released,
 }
 
 /// One classified connection, as the API shows it.
@@ -68,6 +93,11 @@ pub struct FlowRecord {
     /// CNAME chain from DNS, as evidence only: never used to classify.
     pub cnames: Vec<String>,
     pub dst: SocketAddr,
+    #[serde(default)]
+    pub transport: Transport,
+    /// For QUIC flows: how far the ClientHello in the Initials was read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quic_hello: Option<HelloRead>,
     pub process: String,
     pub tgid: u32,
     pub cgroup_id: u64,

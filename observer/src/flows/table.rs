@@ -13,14 +13,19 @@ use super::{
     lifecycle::{Close, FlowEnd},
     live::{Live, LiveTable},
     pending::{Pending, PendingTable},
-    record::{FlowRecord, FlowState, Identify, unix_ms},
+    record::{FlowRecord, FlowState, Identify, Transport, unix_ms},
     sink::{FlowSink, Note},
 };
 use crate::{
     capture::{Chunk, ConnectEvent, Event, StateChange, StateEvent},
     classification::{Classifier, Route},
-    naming::{self, NameCache, Opening, Reading, dns},
+    naming::{
+        self, NameCache, Opening, Reading, dns,
+        dns_tcp::{DEFAULT_DNS_TCP_STREAMS, DnsTcpStreams},
+        quic::{HelloRead, QuicOpening, Step},
+    },
 };
+use observer_common::IPPROTO_UDP;
 
 #[derive(Clone, Debug)]
 pub struct FlowSettings {
@@ -44,6 +49,7 @@ pub struct FlowTable<S: FlowSink> {
     names: NameCache,
     pending: PendingTable,
     live: LiveTable,
+    dns_tcp: DnsTcpStreams,
     identify: Identify,
 }
 
@@ -60,6 +66,7 @@ impl<S: FlowSink> FlowTable<S> {
             labels: LabelRegistry::new(settings.label_cap, settings.series_ttl),
             pending: PendingTable::new(settings.max_pending),
             live: LiveTable::new(settings.max_live),
+            dns_tcp: DnsTcpStreams::new(DEFAULT_DNS_TCP_STREAMS),
             settings,
             classifier,
             sink,
@@ -91,7 +98,15 @@ impl<S: FlowSink> FlowTable<S> {
             Event::Connect(conn) => self.on_connect(conn, now),
             Event::Payload(chunk) => self.on_payload(chunk, now).into_iter().collect(),
             Event::Dns(chunk) => {
-                self.on_dns(&chunk, now);
+                self.on_dns(&chunk.data, chunk.cgroup_id, now);
+                Vec::new()
+            }
+            Event::Datagram(chunk) => self.on_datagram(&chunk, now).into_iter().collect(),
+            Event::DnsTcp(chunk) => {
+                let cgroup_id = chunk.cgroup_id;
+                for message in self.dns_tcp.push(chunk.cookie, chunk.offset, chunk.data) {
+                    self.on_dns(&message, cgroup_id, now);
+                }
                 Vec::new()
             }
             Event::State(state) => {
@@ -120,9 +135,18 @@ impl<S: FlowSink> FlowTable<S> {
     pub fn expire(&mut self, now: Instant) -> Vec<FlowRecord> {
         let mut done = Vec::new();
         while let Some(p) = self.pending.pop_expired(now) {
-            let reading = naming::read_opening_at_deadline(&p.segments.contiguous_prefix());
+            let (reading, hello) = match &p.quic {
+                Some(quic) => {
+                    let (reading, hello) = quic.at_deadline();
+                    (reading, Some(hello))
+                }
+                None => (
+                    naming::read_opening_at_deadline(&p.segments.contiguous_prefix()),
+                    None,
+                ),
+            };
             let opening = self.opening(reading);
-            done.push(self.count(p, opening, now));
+            done.push(self.count(p, opening, hello, now));
         }
         done
     }
@@ -134,21 +158,32 @@ impl<S: FlowSink> FlowTable<S> {
                 break;
             };
             self.sink.note(Note::Dropped("flow_table_full"));
-            done.push(self.count(oldest, Opening::default(), now));
+            let hello = cut_short(&oldest);
+            done.push(self.count(oldest, Opening::default(), hello, now));
         }
         let workload = (self.identify)(conn.cgroup_id, conn.tgid, &conn.comm);
+        let quic = conn.protocol == IPPROTO_UDP;
         let fresh = Pending {
             conn,
             deadline: now + self.settings.name_wait,
             segments: Default::default(),
-            established: false,
+            transport: if quic {
+                Transport::Quic
+            } else {
+                Transport::Tcp
+            },
+            quic: quic.then(|| Box::new(QuicOpening::new())),
+            // UDP has no handshake: a flow is under way once it sends.
+            established: quic,
             closed: None,
             workload,
         };
         if let Some(previous) = self.pending.insert(fresh) {
             // A cookie is unique per socket; a repeat means a second connect()
-            // on the same socket: count the first attempt as it stands.
-            done.push(self.count(previous, Opening::default(), now));
+            // on the same socket (or a UDP socket's next destination): count
+            // the first attempt as it stands.
+            let hello = cut_short(&previous);
+            done.push(self.count(previous, Opening::default(), hello, now));
         }
         if self.settings.name_wait.is_zero() {
             done.extend(self.expire(now));
@@ -165,7 +200,17 @@ impl<S: FlowSink> FlowTable<S> {
         }
         let opening = self.opening(reading);
         let p = self.pending.remove(chunk.cookie)?;
-        Some(self.count(p, opening, now))
+        Some(self.count(p, opening, None, now))
+    }
+
+    fn on_datagram(&mut self, chunk: &Chunk, now: Instant) -> Option<FlowRecord> {
+        let quic = self.pending.get_mut(chunk.cookie)?.quic.as_mut()?;
+        let Step::Done(reading, hello) = quic.push(&chunk.data) else {
+            return None;
+        };
+        let opening = self.opening(reading);
+        let p = self.pending.remove(chunk.cookie)?;
+        Some(self.count(p, opening, Some(hello), now))
     }
 
     /// The names a finished reading gives; a parse failure is counted and
@@ -181,15 +226,18 @@ impl<S: FlowSink> FlowTable<S> {
         }
     }
 
-    fn on_dns(&mut self, chunk: &Chunk, now: Instant) {
-        match dns::parse_response(&chunk.data) {
-            Ok(answer) => self.names.learn(chunk.cgroup_id, &answer, now),
+    fn on_dns(&mut self, message: &[u8], cgroup_id: u64, now: Instant) {
+        match dns::parse_response(message) {
+            Ok(answer) => self.names.learn(cgroup_id, &answer, now),
             Err(dns::DnsError::NotResponse) => {}
             Err(_) => self.sink.note(Note::ParseError("dns")),
         }
     }
 
     fn on_state(&mut self, ev: StateEvent, now: Instant) {
+        if !self.dns_tcp.is_empty() && matches!(ev.change, StateChange::Closed(_)) {
+            self.dns_tcp.remove(ev.cookie);
+        }
         if let Some(p) = self.pending.get_mut(ev.cookie) {
             match ev.change {
                 StateChange::Established => p.established = true,
@@ -220,12 +268,19 @@ impl<S: FlowSink> FlowTable<S> {
 
     /// Names, classifies and reports a connection whose wait is over; keeps
     /// it in the live table until it closes.
-    fn count(&mut self, p: Pending, opening: Opening, now: Instant) -> FlowRecord {
+    fn count(
+        &mut self,
+        p: Pending,
+        opening: Opening,
+        quic_hello: Option<HelloRead>,
+        now: Instant,
+    ) -> FlowRecord {
         let Pending {
             conn,
             workload,
             established,
             closed,
+            transport,
             ..
         } = p;
         let alpn = opening.alpn.clone();
@@ -250,6 +305,7 @@ impl<S: FlowSink> FlowTable<S> {
             pod: self.admit("pod", &workload.pod),
             container: self.admit("container", &workload.container),
             process: self.admit("process", &conn.comm),
+            transport,
         };
         let end = closed.map(|c| FlowEnd::from_close(&c, conn.ts_ns, established));
         let record = FlowRecord {
@@ -262,6 +318,8 @@ impl<S: FlowSink> FlowTable<S> {
             name_source: chosen.source,
             cnames: chosen.cnames,
             dst: conn.dst,
+            transport,
+            quic_hello,
             process: conn.comm,
             tgid: conn.tgid,
             cgroup_id: conn.cgroup_id,
@@ -322,5 +380,12 @@ fn close_at(ts_ns: u64, c: crate::capture::Closed) -> Close {
         total_retrans: c.total_retrans,
         peer_reset: c.peer_reset,
         no_syn: c.no_syn,
+        datagram: c.datagram,
     }
+}
+
+/// How far a flow counted before its wait ended got with its hello: for a
+/// QUIC flow, what its Initials gave so far.
+fn cut_short(p: &Pending) -> Option<HelloRead> {
+    p.quic.as_ref().map(|q| q.at_deadline().1)
 }

@@ -12,7 +12,7 @@ use super::*;
 use crate::{
     capture::{Chunk, Closed, ConnectEvent, Event, StateChange, StateEvent},
     classification::{Catalog, Classifier, Kind, rule},
-    naming::NameSource,
+    naming::{self, NameSource},
     outputs::{FlowLog, Metrics, Outputs},
 };
 
@@ -62,7 +62,9 @@ fn connect(cookie: u64, dst: &str) -> Event {
 /// route, provider, endpoint, process, name_source (no workload labels in these tests).
 fn count(m: &Metrics, [route, provider, endpoint, source, process]: [&str; 5]) -> u64 {
     m.connections
-        .with_label_values(&[route, provider, endpoint, "", "", "", process, source])
+        .with_label_values(&[
+            route, provider, endpoint, "", "", "", process, "tcp", source,
+        ])
         .get()
 }
 
@@ -93,6 +95,7 @@ fn closed_rst(
         total_retrans: retrans,
         peer_reset,
         no_syn: false,
+        datagram: false,
     })
 }
 
@@ -111,7 +114,16 @@ fn direct_failures(m: &Metrics, reason: &str) -> u64 {
     m.failures.with_label_values(&labels).get()
 }
 
-const DIRECT: [&str; 7] = ["direct", "openai", "127.0.0.2:443", "", "", "", "client"];
+const DIRECT: [&str; 8] = [
+    "direct",
+    "openai",
+    "127.0.0.2:443",
+    "",
+    "",
+    "",
+    "client",
+    "tcp",
+];
 
 #[test]
 fn bytes_duration_and_active_follow_the_connection_lifecycle() {
@@ -139,7 +151,7 @@ fn bytes_duration_and_active_follow_the_connection_lifecycle() {
     assert_eq!(
         m.failures
             .with_label_values(&[
-                "reset", DIRECT[0], DIRECT[1], DIRECT[2], "", "", "", "client"
+                "reset", DIRECT[0], DIRECT[1], DIRECT[2], "", "", "", "client", "tcp"
             ])
             .get(),
         0
@@ -408,5 +420,153 @@ fn metric_handles_of_a_label_set_leave_with_its_series_after_the_ttl() {
     assert!(
         !m.render().contains(r#"endpoint="127.0.0.2:443""#),
         "and so do its series"
+    );
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {path}: {e}"))
+}
+
+fn udp_connect(cookie: u64, dst: &str) -> Event {
+    match connect(cookie, dst) {
+        Event::Connect(c) => Event::Connect(ConnectEvent {
+            protocol: observer_common::IPPROTO_UDP,
+            ..c
+        }),
+        other => other,
+    }
+}
+
+fn datagram(cookie: u64, index: u32, data: &[u8]) -> Event {
+    match payload(cookie, index, data) {
+        Event::Payload(c) => Event::Datagram(c),
+        other => other,
+    }
+}
+
+fn udp_released(sent: u64, received: u64) -> StateChange {
+    match closed(sent, received, observer_common::TCP_CLOSE, 0) {
+        StateChange::Closed(c) => StateChange::Closed(Closed {
+            datagram: true,
+            ..c
+        }),
+        other => other,
+    }
+}
+
+#[test]
+fn a_quic_flow_is_named_by_the_sni_in_its_initial_and_ends_with_its_udp_bytes() {
+    let (mut t, m) = table(1000, false);
+    let now = Instant::now();
+    t.handle(udp_connect(1, "127.0.0.9:443"), now);
+    let done = t.handle(
+        datagram(1, 0, &fixture("quic/aioquic_v1_api_openai_0.bin")),
+        now,
+    );
+    assert_eq!(done.len(), 1, "named by its first Initial");
+    let flow = &done[0];
+    assert_eq!(flow.name.as_deref(), Some("api.openai.com"));
+    assert_eq!(flow.name_source, NameSource::Sni);
+    assert_eq!(flow.alpn, ["h3"]);
+    assert_eq!(flow.transport, record::Transport::Quic);
+    assert_eq!(flow.quic_hello, Some(naming::quic::HelloRead::Read));
+    let labels = [
+        "direct",
+        "openai",
+        "api.openai.com:443",
+        "",
+        "",
+        "",
+        "client",
+        "quic",
+    ];
+    assert_eq!(m.active.with_label_values(&labels).get(), 1);
+    t.handle(state(1, 2_000_000_001, udp_released(2521, 6613)), now);
+    assert_eq!(m.active.with_label_values(&labels).get(), 0);
+    let mut sent = vec!["sent"];
+    sent.extend(labels);
+    assert_eq!(
+        m.bytes.with_label_values(&sent).get(),
+        2521,
+        "UDP bytes as counted, nothing taken off for a handshake"
+    );
+    for reason in lifecycle::FAILURE_REASONS {
+        let mut failed = vec![reason];
+        failed.extend(labels);
+        assert_eq!(m.failures.with_label_values(&failed).get(), 0, "{reason}");
+    }
+}
+
+#[test]
+fn a_quic_hello_over_two_initials_waits_for_the_second() {
+    let (mut t, _) = table(1000, false);
+    let now = Instant::now();
+    t.handle(udp_connect(1, "127.0.0.9:443"), now);
+    let first = fixture("quic/aioquic_v2_two_initials_0.bin");
+    assert!(t.handle(datagram(1, 0, &first), now).is_empty());
+    let done = t.handle(
+        datagram(1, 1, &fixture("quic/aioquic_v2_two_initials_1.bin")),
+        now,
+    );
+    assert_eq!(done[0].name.as_deref(), Some("contoso.openai.azure.com"));
+}
+
+#[test]
+fn a_quic_flow_that_cannot_be_read_is_still_counted_and_says_why() {
+    let (mut t, m) = table(100, false);
+    let now = Instant::now();
+    // An unknown version: counted at once, by address.
+    t.handle(udp_connect(1, "127.0.0.2:443"), now);
+    let mut unknown = fixture("quic/aioquic_v1_api_openai_0.bin");
+    unknown[1..5].copy_from_slice(&[0x0a, 0x0a, 0x0a, 0x0a]);
+    let done = t.handle(datagram(1, 0, &unknown), now);
+    assert_eq!(
+        done[0].quic_hello,
+        Some(naming::quic::HelloRead::UnknownVersion)
+    );
+    assert_eq!(done[0].route, crate::classification::Route::Direct);
+    // A corrupted Initial: counted at the deadline as unreadable.
+    t.handle(udp_connect(2, "127.0.0.2:443"), now);
+    let mut corrupt = fixture("quic/aioquic_v1_api_openai_0.bin");
+    corrupt[100] ^= 0xff;
+    assert!(t.handle(datagram(2, 0, &corrupt), now).is_empty());
+    let done = t.expire(now + Duration::from_secs(1));
+    assert_eq!(
+        done[0].quic_hello,
+        Some(naming::quic::HelloRead::Unreadable)
+    );
+    assert_eq!(m.parse_errors.with_label_values(&["quic"]).get(), 1);
+}
+
+#[test]
+fn a_dns_answer_over_tcp_split_over_segments_names_a_later_connection() {
+    let (mut t, m) = table(0, false);
+    let now = Instant::now();
+    let answer = fixture("dns_api_openai_a.bin");
+    let addr = naming::dns::parse_response(&answer).unwrap().addrs[0].0;
+    let mut stream = (answer.len() as u16).to_be_bytes().to_vec();
+    stream.extend_from_slice(&answer);
+    let (a, b) = stream.split_at(7);
+    for (offset, part) in [(0, a), (7, b)] {
+        t.handle(
+            Event::DnsTcp(Chunk {
+                ts_ns: 1,
+                cookie: 50,
+                cgroup_id: 1,
+                offset,
+                total: part.len() as u32,
+                data: Bytes::copy_from_slice(part),
+            }),
+            now,
+        );
+    }
+    t.handle(connect(1, &format!("{addr}:443")), now);
+    assert_eq!(
+        count(
+            &m,
+            ["direct", "openai", "api.openai.com:443", "dns", "client"]
+        ),
+        1
     );
 }

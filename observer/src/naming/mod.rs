@@ -2,12 +2,14 @@
 //!
 //! [`segments`] joins the first segments the kernel copied → [`opening`]
 //! reads them with [`tls`] (ClientHello SNI, ALPN) or [`http`] (request head
-//! `Host`) → [`dns`] parses DNS answers into the [`name_cache`] (names by
+//! `Host`) → [`dns`] parses DNS answers (over UDP, or over TCP as
+//! [`dns_tcp`] cuts the stream) into the [`name_cache`] (names by
 //! destination address, per cgroup and node-wide) → [`precedence`] picks one
 //! name. [`host`] is the one host-name normaliser everything shares.
 //! [`quic`] reads the ClientHello out of a QUIC client's Initial packets and
-//! hands it to [`tls`] as records (fed by the UDP capture, issue 14).
+//! hands it to [`tls`] as records, for flows to QUIC ports.
 pub mod dns;
+pub mod dns_tcp;
 pub mod host;
 pub mod http;
 pub mod name_cache;

@@ -19,16 +19,19 @@ pub struct Opening {
 pub enum ParseFailure {
     Tls,
     Http,
+    /// QUIC Initial packets that did not open or parse.
+    Quic,
 }
 
 /// Every parser that can refuse bytes (`kind` of `gatewatch_parse_errors_total`).
-pub const PARSE_KINDS: [&str; 3] = ["tls", "http", "dns"];
+pub const PARSE_KINDS: [&str; 4] = ["tls", "http", "dns", "quic"];
 
 impl ParseFailure {
     pub fn kind(self) -> &'static str {
         match self {
             ParseFailure::Tls => "tls",
             ParseFailure::Http => "http",
+            ParseFailure::Quic => "quic",
         }
     }
 }

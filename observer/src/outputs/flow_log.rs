@@ -391,6 +391,8 @@ mod tests {
             name_source: NameSource::Sni,
             cnames: Vec::new(),
             dst: "127.0.0.2:443".parse().unwrap(),
+            transport: Default::default(),
+            quic_hello: None,
             process: "agent".into(),
             tgid: 1,
             cgroup_id: 1,

@@ -99,13 +99,13 @@ impl Metrics {
         let connections = counter(
             &r,
             "gatewatch_connections_total",
-            "Outbound TCP connections, by route (gateway, direct, gateway_upstream, agent_platform, other).",
+            "Outbound connections (TCP, and UDP flows to QUIC ports: transport=quic), by route (gateway, direct, gateway_upstream, agent_platform, other).",
             &[FLOW_LABELS.as_slice(), &["name_source"]].concat(),
         );
         let bytes = counter(
             &r,
             "gatewatch_bytes_total",
-            "TCP payload bytes of finished connections (kernel counters: sent = acknowledged by the peer), by direction.",
+            "Payload bytes of finished connections, by direction (TCP: kernel counters, sent = acknowledged by the peer; QUIC: UDP payload bytes).",
             &flow_labels_after("direction"),
         );
         let duration = register(
@@ -154,7 +154,7 @@ impl Metrics {
             parse_errors: counter(
                 &r,
                 "gatewatch_parse_errors_total",
-                "Captured bytes that did not parse, by parser (tls, http, dns).",
+                "Captured bytes that did not parse, by parser (tls, http, dns, quic).",
                 &["kind"],
             ),
             label_overflow: counter(

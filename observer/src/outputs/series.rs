@@ -164,7 +164,7 @@ mod tests {
         cache.get(&labels).active(&m, 1);
         let text = m.render();
         assert!(
-            text.contains(r#"gatewatch_connections_total{container="",endpoint="api.openai.com:443",name_source="sni",namespace="",pod="",process="python3",provider="openai",route="direct"} 2"#),
+            text.contains(r#"gatewatch_connections_total{container="",endpoint="api.openai.com:443",name_source="sni",namespace="",pod="",process="python3",provider="openai",route="direct",transport="tcp"} 2"#),
             "{text}"
         );
         assert!(
@@ -188,7 +188,7 @@ mod tests {
         cache.get(&again).connection(&m, NameSource::Dns);
         let text = m.render();
         assert!(
-            text.contains(r#"name_source="dns",namespace="",pod="",process="python3",provider="openai",route="direct"} 1"#),
+            text.contains(r#"name_source="dns",namespace="",pod="",process="python3",provider="openai",route="direct",transport="tcp"} 1"#),
             "{text}"
         );
     }

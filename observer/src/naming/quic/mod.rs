@@ -19,11 +19,13 @@
 //! → `packet` (header protection, packet number, AEAD) → `frames` (the
 //! frames an Initial may carry) → `crypto_stream` (CRYPTO reassembly) →
 //! `assembler` (a flow's datagrams → the hello) → `record` (synthetic TLS
-//! records, so the SNI goes through the same parser as for TCP). `error`
+//! records, so the SNI goes through the same parser as for TCP) →
+//! `opening` (a flow's verdict, as TCP openings give it). `error`
 //! says why there is no hello; `seal` builds packets for tests and fuzzing.
 //!
-//! Nothing in the agent calls this yet: the UDP capture (issue 14) feeds it
-//! a flow's first client datagrams, one [`Assembler`] per flow. Memory per
+//! The flow table keeps one [`QuicOpening`] per QUIC flow waiting for its
+//! name and pushes the client datagrams the kernel copied
+//! (`QUIC_DATAGRAMS_MAX`, long-header packets only). Memory per
 //! pending flow is bounded by [`MAX_CRYPTO_BYTES`] (plus its 1 KiB bitmap)
 //! and [`MAX_KEY_SETS`]; the caller bounds how many flows it assembles.
 mod assembler;
@@ -32,6 +34,7 @@ mod error;
 mod frames;
 mod header;
 mod keys;
+mod opening;
 mod packet;
 mod reader;
 mod record;
@@ -47,5 +50,6 @@ pub use crypto_stream::MAX_CRYPTO_BYTES;
 pub use error::QuicError;
 pub use header::{LongHeader, MAX_CID_LEN, Peek, peek};
 pub use keys::{InitialSecrets, initial_secrets};
+pub use opening::{HelloRead, QuicOpening, Step};
 pub use record::{TLS_RECORD_MAX, tls_records};
 pub use version::{LongType, Version};
