@@ -18,7 +18,12 @@ fn fitted(kind: u32, size: usize, rest: &[u8]) -> Vec<u8> {
 /// What any decoded event must satisfy.
 fn check(record: &[u8]) {
     match decode(record) {
-        Ok(Event::Payload(chunk) | Event::Dns(chunk)) => {
+        Ok(
+            Event::Payload(chunk)
+            | Event::Dns(chunk)
+            | Event::Datagram(chunk)
+            | Event::DnsTcp(chunk),
+        ) => {
             assert!(chunk.data.len() <= common::PAYLOAD_CAPTURE_MAX);
         }
         Ok(Event::Connect(c)) => {
@@ -57,10 +62,13 @@ fuzz_target!(|data: &[u8]| {
             let Some((header, bytes)) = rest.split_first_chunk::<20>() else {
                 return;
             };
-            let kind = if header[0] & 1 == 0 {
-                common::EVENT_PAYLOAD
-            } else {
-                common::EVENT_DNS
+            // Even first byte: a payload; odd: a DNS response; the next
+            // bit picks the datagram and DNS-over-TCP kinds instead.
+            let kind = match header[0] & 3 {
+                0 => common::EVENT_PAYLOAD,
+                1 => common::EVENT_DNS,
+                2 => common::EVENT_DATAGRAM,
+                _ => common::EVENT_DNS_TCP,
             };
             let cookie = u64::from_le_bytes(header[..8].try_into().unwrap());
             let cgroup_id = u64::from_le_bytes(header[8..16].try_into().unwrap());
@@ -79,6 +87,8 @@ fuzz_target!(|data: &[u8]| {
             match got {
                 Event::Payload(c) if kind == common::EVENT_PAYLOAD => assert_eq!(c, want),
                 Event::Dns(c) if kind == common::EVENT_DNS => assert_eq!(c, want),
+                Event::Datagram(c) if kind == common::EVENT_DATAGRAM => assert_eq!(c, want),
+                Event::DnsTcp(c) if kind == common::EVENT_DNS_TCP => assert_eq!(c, want),
                 other => panic!("kind {kind} decoded as {other:?}"),
             }
         }

@@ -1,6 +1,7 @@
-//! The flow table fed a sequence of events: connects, captured bytes (real
-//! captures cut anywhere, or arbitrary bytes), DNS answers, state changes
-//! and the passing of time. Small cookie and table sizes make collisions,
+//! The flow table fed a sequence of events: connects (TCP and QUIC),
+//! captured bytes and datagrams (real captures cut anywhere, or arbitrary
+//! bytes), DNS answers over UDP and TCP, state changes and the passing of
+//! time. Small cookie and table sizes make collisions,
 //! evictions and early counts common.
 //!
 //! What must hold: every connect is counted exactly once, the tables stay
@@ -43,6 +44,18 @@ const ANSWERS: [&[u8]; 4] = [
     include_bytes!("../../observer/fixtures/dns_api_openai_aaaa.bin"),
     include_bytes!("../../observer/fixtures/dns_blocked_nxdomain.bin"),
     include_bytes!("../../observer/fixtures/dns_contoso_cname_chain_a.bin"),
+];
+/// DNS-over-TCP answer streams (2-byte length prefixes included).
+const TCP_ANSWERS: [&[u8]; 2] = [
+    include_bytes!("../../observer/fixtures/dns_tcp53_https_good_ech.bin"),
+    include_bytes!("../../observer/fixtures/dns_tcp53_svcb_port.bin"),
+];
+/// QUIC client datagrams: Initials of one hello, and of a hello over two.
+const DATAGRAMS: [&[u8]; 4] = [
+    include_bytes!("../../observer/fixtures/quic/aioquic_v1_api_openai_0.bin"),
+    include_bytes!("../../observer/fixtures/quic/aioquic_v2_two_initials_0.bin"),
+    include_bytes!("../../observer/fixtures/quic/aioquic_v2_two_initials_1.bin"),
+    include_bytes!("../../observer/fixtures/quic/h3run_v1_api_openai_1.bin"),
 ];
 /// Addresses the captures name, and some they do not.
 const DESTINATIONS: [&str; 6] = [
@@ -108,7 +121,7 @@ fn chunk(u: &mut Unstructured<'_>, cookie: u64, real: &[&[u8]]) -> Result<Chunk>
 
 fn event(u: &mut Unstructured<'_>) -> Result<Event> {
     let cookie = u.int_in_range(1..=6)?;
-    Ok(match u.int_in_range(0..=4)? {
+    Ok(match u.int_in_range(0..=6)? {
         0 => {
             let dst = if u.ratio(3, 4)? {
                 u.choose(&DESTINATIONS)?.parse().expect("valid address")
@@ -125,14 +138,17 @@ fn event(u: &mut Unstructured<'_>) -> Result<Event> {
                 tgid: 10,
                 pid: 10,
                 uid: 0,
-                protocol: 6,
+                // TCP, or a UDP flow to a QUIC port.
+                protocol: *u.choose(&[6, 17])?,
                 dst,
                 comm: "client".into(),
             })
         }
         1 => Event::Payload(chunk(u, cookie, &STREAMS)?),
         2 => Event::Dns(chunk(u, cookie, &ANSWERS)?),
-        3 => Event::State(StateEvent {
+        3 => Event::Datagram(chunk(u, cookie, &DATAGRAMS)?),
+        4 => Event::DnsTcp(chunk(u, cookie, &TCP_ANSWERS)?),
+        5 => Event::State(StateEvent {
             ts_ns: u.arbitrary()?,
             cookie,
             change: StateChange::Established,
@@ -151,6 +167,7 @@ fn event(u: &mut Unstructured<'_>) -> Result<Event> {
                 total_retrans: u.arbitrary()?,
                 peer_reset: u.arbitrary()?,
                 no_syn: u.arbitrary()?,
+                datagram: u.arbitrary()?,
             }),
         }),
     })

@@ -3,10 +3,12 @@
 //!
 //! - kernel hooks (the `observer-ebpf` crate) → one ring buffer;
 //! - [`capture`]: load and attach the programs, drain the ring, decode records;
-//! - [`naming`]: the name each client asked for (TLS SNI, HTTP `Host`, DNS answers);
+//! - [`naming`]: the name each client asked for (TLS SNI, HTTP `Host`, the
+//!   ClientHello in QUIC Initials, DNS answers over UDP and TCP);
 //! - [`workload`]: which process, container and pod made a connection;
 //! - [`classification`]: its route (gateway, direct, gateway_upstream, agent_platform, other);
-//! - [`flows`]: one record per connection, joined by socket cookie, followed to its close;
+//! - [`flows`]: one record per connection (TCP) or UDP flow to a QUIC port,
+//!   joined by socket cookie, followed to its close;
 //! - [`outputs`]: Prometheus metrics, the flow log and the JSON API;
 //! - [`agents`]: an extra output joining cloud facts: how the Foundry
 //!   agents a workload calls reach their models (gateway or direct), from

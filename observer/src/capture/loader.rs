@@ -35,16 +35,16 @@ const VERIFIER_LOG_TAIL: usize = 25;
 /// explicit flags there), so gatewatch coexists with Cilium and friends.
 const ATTACH_MODE: CgroupAttachMode = CgroupAttachMode::Single;
 
-/// Programs by ELF name, in attach order.
+/// Programs by ELF name, sorted (as tests compare them with what bpftool lists).
 pub const PROGRAMS: [&str; 8] = [
     "connect4",
     "connect6",
-    "sendmsg4",
-    "sendmsg6",
     "egress",
     "ingress",
     "lifecycle",
     "release",
+    "sendmsg4",
+    "sendmsg6",
 ];
 
 #[derive(Debug, thiserror::Error)]

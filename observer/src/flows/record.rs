@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     classification::{Route, Verdict},
-    naming::{NameSource, quic::HelloRead},
+    naming::{NameSource, dns::ServiceHint, quic::HelloRead},
 };
 
 /// Who made a connection: Kubernetes names (empty off Kubernetes) and
@@ -95,6 +95,10 @@ pub struct FlowRecord {
     pub dst: SocketAddr,
     #[serde(default)]
     pub transport: Transport,
+    /// What the name's `HTTPS`/`SVCB` DNS records advertised to this
+    /// workload (ALPN such as `h3`, ECH): evidence only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_service: Option<std::sync::Arc<ServiceHint>>,
     /// For QUIC flows: how far the ClientHello in the Initials was read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quic_hello: Option<HelloRead>,

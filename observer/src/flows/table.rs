@@ -286,6 +286,10 @@ impl<S: FlowSink> FlowTable<S> {
         let alpn = opening.alpn.clone();
         let names = &mut self.names;
         let chosen = naming::choose(opening, || names.lookup(conn.cgroup_id, conn.dst.ip(), now));
+        let dns_service = chosen
+            .name
+            .as_deref()
+            .and_then(|name| self.names.service(conn.cgroup_id, name, now));
         let verdict = self.classifier.classify(
             chosen.name.as_deref(),
             conn.dst.ip(),
@@ -319,6 +323,7 @@ impl<S: FlowSink> FlowTable<S> {
             cnames: chosen.cnames,
             dst: conn.dst,
             transport,
+            dns_service,
             quic_hello,
             process: conn.comm,
             tgid: conn.tgid,

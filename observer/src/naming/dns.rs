@@ -16,7 +16,10 @@
 //!   question it makes the message malformed, in a record it is skipped.
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use simple_dns::{CLASS, Packet, RCODE, ResourceRecord, rdata::RData};
+use simple_dns::{
+    CLASS, Packet, RCODE, ResourceRecord,
+    rdata::{RData, SVCParam},
+};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DnsAnswer {
@@ -26,6 +29,19 @@ pub struct DnsAnswer {
     pub cnames: Vec<String>,
     /// A/AAAA answers for the question or its chain, with TTL seconds.
     pub addrs: Vec<(IpAddr, u32)>,
+    /// What `HTTPS`/`SVCB` answers for the question or its chain advertised,
+    /// with their smallest TTL: evidence only, never used to classify.
+    pub service: Option<(ServiceHint, u32)>,
+}
+
+/// What a name's `HTTPS` or `SVCB` records (RFC 9460) advertise: the
+/// protocols its endpoints speak (`h3` means a client may come over QUIC)
+/// and whether they publish an ECH configuration (the client's SNI may
+/// then be an outer, public name).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ServiceHint {
+    pub alpn: Vec<String>,
+    pub ech: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -77,16 +93,64 @@ pub fn parse_response(bytes: &[u8]) -> Result<DnsAnswer, DnsError> {
         .and_then(|q| host_name(&q.qname))
         .ok_or_else(|| DnsError::Malformed("question is not a host name".into()))?;
     let cnames = cname_chain(&question, &packet.answers);
-    let addrs = if packet.rcode() == RCODE::NoError {
-        addresses(&question, &cnames, &packet.answers)
+    let (addrs, service) = if packet.rcode() == RCODE::NoError {
+        (
+            addresses(&question, &cnames, &packet.answers),
+            service(&question, &cnames, &packet.answers),
+        )
     } else {
-        Vec::new()
+        (Vec::new(), None)
     };
     Ok(DnsAnswer {
         question,
         cnames,
         addrs,
+        service,
     })
+}
+
+/// ALPN ids kept from a service answer; real records list two or three.
+const SERVICE_ALPN_MAX: usize = 8;
+
+/// The service hints of the question's (or its chain's) `HTTPS` and `SVCB`
+/// records in ServiceMode (priority > 0; AliasMode records advertise
+/// nothing themselves), merged.
+fn service(
+    question: &str,
+    cnames: &[String],
+    answers: &[ResourceRecord<'_>],
+) -> Option<(ServiceHint, u32)> {
+    let mut found: Option<(ServiceHint, u32)> = None;
+    for r in answers.iter().filter(|r| is_internet(r)) {
+        let svcb = match &r.rdata {
+            RData::HTTPS(https) => &**https,
+            RData::SVCB(svcb) => svcb,
+            _ => continue,
+        };
+        let Some(owner) = host_name(&r.name) else {
+            continue;
+        };
+        if svcb.priority == 0 || (owner != question && !cnames.contains(&owner)) {
+            continue;
+        }
+        let (hint, ttl) = found.get_or_insert_with(|| (ServiceHint::default(), u32::MAX));
+        *ttl = (*ttl).min(ttl_seconds(r.ttl));
+        for param in svcb.iter_params() {
+            match param {
+                SVCParam::Alpn(ids) => {
+                    for id in ids {
+                        let id = id.to_string();
+                        if hint.alpn.len() < SERVICE_ALPN_MAX && !hint.alpn.contains(&id) {
+                            hint.alpn.push(id);
+                        }
+                    }
+                }
+                SVCParam::Ech(_) => hint.ech = true,
+                _ => {}
+            }
+        }
+    }
+    found
 }
 
 /// Sets the answer count of `message` to the largest prefix of its first
@@ -220,6 +284,24 @@ mod tests {
         "/fixtures/dns_query_contoso_a.bin"
     ));
     const REAL: [&[u8]; 5] = [CONTOSO_CHAIN, OPENAI_A, OPENAI_AAAA, NXDOMAIN, QUERY];
+    // DNS-over-TCP answers of dnsmasq 2.90 to `dig +tcp` (the 2-byte length
+    // prefix included), captured with tshark in a network namespace;
+    // dnsmasq served them from `--dns-rr=NAME,65|64,<rdata hex>`.
+    /// good.example.test HTTPS 1 . alpn="h3,h2" ipv4hint=127.0.0.2 ech=fe0d0000
+    const TCP_HTTPS_ECH: &[u8] = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/dns_tcp53_https_good_ech.bin"
+    ));
+    /// The same with an ech value that is not an ECHConfigList.
+    const TCP_HTTPS_BAD_ECH: &[u8] = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/dns_tcp53_https_bad_ech.bin"
+    ));
+    /// An SVCB (type 64) answer with one ALPN id and port 4444.
+    const TCP_SVCB: &[u8] = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/dns_tcp53_svcb_port.bin"
+    ));
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
@@ -253,6 +335,27 @@ mod tests {
         ));
         packet.answers = answers;
         packet.build_bytes_vec_compressed().unwrap()
+    }
+
+    #[test]
+    fn an_https_answer_over_tcp_advertises_h3_and_ech() {
+        let answer = parse_response(&TCP_HTTPS_ECH[2..]).unwrap();
+        assert_eq!(answer.question, "good.example.test");
+        let (hint, _ttl) = answer.service.expect("the HTTPS record's hints");
+        assert_eq!(hint.alpn, ["h3", "h2"]);
+        assert!(hint.ech);
+        assert!(answer.addrs.is_empty(), "ipv4hint is no answer");
+    }
+
+    #[test]
+    fn an_svcb_answer_gives_its_alpn_and_a_bad_ech_value_costs_only_the_record() {
+        let answer = parse_response(&TCP_SVCB[2..]).unwrap();
+        let (hint, _) = answer.service.expect("the SVCB record's hints");
+        assert_eq!(hint.alpn.len(), 1);
+        assert!(!hint.ech);
+        // simple-dns refuses the whole record: the message still parses.
+        let answer = parse_response(&TCP_HTTPS_BAD_ECH[2..]).unwrap();
+        assert_eq!(answer.service, None);
     }
 
     #[test]

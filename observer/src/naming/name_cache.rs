@@ -18,7 +18,10 @@ use std::time::{Duration, Instant};
 
 use lru::LruCache;
 
-use super::dns::DnsAnswer;
+use super::dns::{DnsAnswer, ServiceHint};
+
+/// Names whose `HTTPS`/`SVCB` hints are remembered, per cgroup.
+pub const SERVICE_HINTS_MAX: usize = 4096;
 
 /// Shortest time a learnt address is kept, whatever its TTL. Load-balanced
 /// names are served with TTLs of 0 to a few seconds, and clients keep using
@@ -72,6 +75,8 @@ impl Entry {
 pub struct NameCache {
     by_cgroup: LruCache<(u64, IpAddr), Entry>,
     by_ip: LruCache<IpAddr, Entry>,
+    /// `HTTPS`/`SVCB` hints by (cgroup, name), evidence for flow records.
+    services: LruCache<(u64, String), (Arc<ServiceHint>, Instant)>,
     evictions: u64,
 }
 
@@ -82,6 +87,9 @@ impl NameCache {
         Self {
             by_cgroup: LruCache::new(capacity),
             by_ip: LruCache::new(capacity),
+            services: LruCache::new(
+                NonZeroUsize::new(SERVICE_HINTS_MAX).unwrap_or(NonZeroUsize::MIN),
+            ),
             evictions: 0,
         }
     }
@@ -89,6 +97,14 @@ impl NameCache {
     /// Remembers the addresses of `answer`, received by `cgroup_id` at `now`.
     /// A newer answer for an address replaces the older one.
     pub fn learn(&mut self, cgroup_id: u64, answer: &DnsAnswer, now: Instant) {
+        if let Some((hint, ttl)) = &answer.service {
+            let ttl = Duration::from_secs((*ttl).into()).clamp(MIN_TTL, MAX_TTL);
+            let expires = now.checked_add(ttl).unwrap_or(now);
+            self.services.push(
+                (cgroup_id, answer.question.clone()),
+                (Arc::new(hint.clone()), expires),
+            );
+        }
         if answer.addrs.is_empty() {
             return;
         }
@@ -132,6 +148,23 @@ impl NameCache {
         live(&mut self.by_ip, &ip, now, Scope::Node)
     }
 
+    /// What `name`'s `HTTPS`/`SVCB` records advertised to `cgroup_id`, if it
+    /// asked for them and they are still live.
+    pub fn service(&mut self, cgroup_id: u64, name: &str, now: Instant) -> Option<Arc<ServiceHint>> {
+        if self.services.is_empty() {
+            return None;
+        }
+        let key = (cgroup_id, name.to_owned());
+        match self.services.get(&key) {
+            Some((hint, expires)) if now < *expires => Some(Arc::clone(hint)),
+            Some(_) => {
+                self.services.pop(&key);
+                None
+            }
+            None => None,
+        }
+    }
+
     /// Entries held in both maps, expired ones not yet dropped included.
     pub fn len(&self) -> usize {
         self.by_cgroup.len() + self.by_ip.len()
@@ -153,6 +186,7 @@ impl NameCache {
         let before = self.len();
         self.by_cgroup.retain(|_, entry| entry.live(now));
         self.by_ip.retain(|_, entry| entry.live(now));
+        self.services.retain(|_, (_, expires)| now < *expires);
         before - self.len()
     }
 }
@@ -197,6 +231,7 @@ mod tests {
             question: question.into(),
             cnames: Vec::new(),
             addrs: addrs.iter().map(|&(a, ttl)| (ip(a), ttl)).collect(),
+            service: None,
         }
     }
 
@@ -206,6 +241,28 @@ mod tests {
 
     const POD_A: u64 = 101;
     const POD_B: u64 = 202;
+
+    #[test]
+    fn service_hints_are_kept_per_cgroup_and_expire() {
+        let mut cache = NameCache::new(NonZeroUsize::new(4).unwrap());
+        let now = Instant::now();
+        let hint = ServiceHint {
+            alpn: vec!["h3".into()],
+            ech: true,
+        };
+        let mut a = answer("api.example.test", &[]);
+        a.service = Some((hint.clone(), 60));
+        cache.learn(7, &a, now);
+        assert_eq!(
+            cache.service(7, "api.example.test", now).as_deref(),
+            Some(&hint)
+        );
+        assert_eq!(cache.service(8, "api.example.test", now), None);
+        assert_eq!(cache.service(7, "other.test", now), None);
+        let later = now + Duration::from_secs(61);
+        assert_eq!(cache.purge_expired(later), 0, "addresses only");
+        assert_eq!(cache.service(7, "api.example.test", later), None);
+    }
 
     #[test]
     fn cname_trap_names_the_question_not_the_gateway_domain() {

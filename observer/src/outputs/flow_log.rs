@@ -392,6 +392,7 @@ mod tests {
             cnames: Vec::new(),
             dst: "127.0.0.2:443".parse().unwrap(),
             transport: Default::default(),
+            dns_service: None,
             quic_hello: None,
             process: "agent".into(),
             tgid: 1,
