@@ -447,6 +447,24 @@ mod tests {
     }
 
     #[test]
+    fn quic_ports_add_to_443_and_bad_ones_name_the_field() {
+        assert_eq!(build("", Settings::default()).unwrap().quic_ports, [443]);
+        let flags = Settings {
+            quic_ports: vec![8443, 443],
+            ..Default::default()
+        };
+        let c = build("quic_ports = [8443]", flags).expect("valid");
+        assert_eq!(c.quic_ports, [443, 8443], "defaults first, duplicates once");
+        let err = build("quic_ports = [0]", Settings::default()).unwrap_err();
+        assert!(
+            err.to_string().starts_with("quic_ports: 0 is not a port"),
+            "{err}"
+        );
+        let err = build("quic_ports = [1, 2, 3, 4]", Settings::default()).unwrap_err();
+        assert!(err.to_string().contains("at most 4 ports"), "{err}");
+    }
+
+    #[test]
     fn file_rules_and_flags_combine_and_flags_win() {
         let text = r#"
 metrics_addr = "127.0.0.1:9000"

@@ -150,7 +150,12 @@ impl NameCache {
 
     /// What `name`'s `HTTPS`/`SVCB` records advertised to `cgroup_id`, if it
     /// asked for them and they are still live.
-    pub fn service(&mut self, cgroup_id: u64, name: &str, now: Instant) -> Option<Arc<ServiceHint>> {
+    pub fn service(
+        &mut self,
+        cgroup_id: u64,
+        name: &str,
+        now: Instant,
+    ) -> Option<Arc<ServiceHint>> {
         if self.services.is_empty() {
             return None;
         }
