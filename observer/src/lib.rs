@@ -24,6 +24,7 @@ pub mod capture;
 pub mod classification;
 pub mod cli;
 pub mod daemon;
+pub mod fast_map;
 pub mod flows;
 pub mod naming;
 pub mod outputs;

@@ -1,7 +1,9 @@
 //! Counted connections that have not closed yet, tracked for their close
 //! (bytes, duration, failure, the active gauge). Bounded: when full, the
 //! oldest is evicted and handed back so its gauge share can be undone.
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use crate::fast_map::FastMap;
 
 use super::labels::SharedLabels;
 
@@ -20,7 +22,7 @@ pub struct Live {
 }
 
 pub struct LiveTable {
-    map: HashMap<u64, Live>,
+    map: FastMap<u64, Live>,
     /// Live cookies, oldest first, for eviction when `map` is full.
     order: VecDeque<u64>,
     max: usize,
@@ -29,7 +31,7 @@ pub struct LiveTable {
 impl LiveTable {
     pub fn new(max: usize) -> Self {
         Self {
-            map: HashMap::new(),
+            map: FastMap::default(),
             order: VecDeque::new(),
             max,
         }

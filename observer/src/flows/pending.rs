@@ -1,10 +1,7 @@
 //! Connections waiting for their name: joined by socket cookie with the
 //! segments and state changes that arrive before they are counted. Bounded:
 //! the caller counts the oldest early when the table is full.
-use std::{
-    collections::{HashMap, VecDeque},
-    time::Instant,
-};
+use std::{collections::VecDeque, time::Instant};
 
 use super::{
     lifecycle::Close,
@@ -12,6 +9,7 @@ use super::{
 };
 use crate::{
     capture::ConnectEvent,
+    fast_map::FastMap,
     naming::{Segments, quic::QuicOpening},
 };
 
@@ -29,7 +27,7 @@ pub struct Pending {
 }
 
 pub struct PendingTable {
-    map: HashMap<u64, Pending>,
+    map: FastMap<u64, Pending>,
     /// Cookies in connect order; deadlines are monotonic because the name
     /// wait is constant. Stale cookies (already counted) are skipped.
     order: VecDeque<u64>,
@@ -39,7 +37,7 @@ pub struct PendingTable {
 impl PendingTable {
     pub fn new(max: usize) -> Self {
         Self {
-            map: HashMap::new(),
+            map: FastMap::default(),
             order: VecDeque::new(),
             max,
         }

@@ -1,6 +1,8 @@
 //! Where the flow table reports what it learns. The outputs (metrics, flow
 //! log) implement [`FlowSink`]; the table depends on this trait only, so
 //! the data path runs one way: flows → outputs.
+use std::sync::Arc;
+
 use super::{labels::SharedLabels, lifecycle::FlowEnd, record::FlowRecord};
 
 /// Facts about gatewatch's own work, for its self-metrics.
@@ -18,8 +20,9 @@ pub enum Note {
 
 pub trait FlowSink {
     /// A connection was counted, once. `end` is set when it had already
-    /// closed while it waited for its name.
-    fn counted(&mut self, flow: &FlowRecord, labels: &SharedLabels, end: Option<&FlowEnd>);
+    /// closed while it waited for its name. The record is shared, not
+    /// copied: the flow log keeps this very allocation.
+    fn counted(&mut self, flow: &Arc<FlowRecord>, labels: &SharedLabels, end: Option<&FlowEnd>);
     /// A counted connection completed its handshake.
     fn established(&mut self, cookie: u64, labels: &SharedLabels);
     /// A counted connection closed; `was_active` when it was established.

@@ -6,7 +6,7 @@
 //! counted with the best name known ([`crate::naming::precedence`]). Both
 //! tables are bounded: a full pending table counts its oldest connection
 //! early (and says so), a full live table evicts its oldest flow.
-use std::{num::NonZeroUsize, time::Duration, time::Instant};
+use std::{num::NonZeroUsize, sync::Arc, time::Duration, time::Instant};
 
 use super::{
     labels::{Admit, FlowLabels, LabelRegistry, OVERFLOW_VALUE},
@@ -92,7 +92,7 @@ impl<S: FlowSink> FlowTable<S> {
     }
 
     /// Handles one decoded event; returns the flows it counted.
-    pub fn handle(&mut self, event: Event, now: Instant) -> Vec<FlowRecord> {
+    pub fn handle(&mut self, event: Event, now: Instant) -> Vec<Arc<FlowRecord>> {
         self.sink.note(Note::Event(event.kind()));
         match event {
             Event::Connect(conn) => self.on_connect(conn, now),
@@ -132,7 +132,7 @@ impl<S: FlowSink> FlowTable<S> {
     }
 
     /// Counts every connection whose wait for a name is over.
-    pub fn expire(&mut self, now: Instant) -> Vec<FlowRecord> {
+    pub fn expire(&mut self, now: Instant) -> Vec<Arc<FlowRecord>> {
         let mut done = Vec::new();
         while let Some(p) = self.pending.pop_expired(now) {
             let (reading, hello) = match &p.quic {
@@ -151,7 +151,7 @@ impl<S: FlowSink> FlowTable<S> {
         done
     }
 
-    fn on_connect(&mut self, conn: ConnectEvent, now: Instant) -> Vec<FlowRecord> {
+    fn on_connect(&mut self, conn: ConnectEvent, now: Instant) -> Vec<Arc<FlowRecord>> {
         let mut done = Vec::new();
         while self.pending.is_full() {
             let Some(oldest) = self.pending.pop_oldest() else {
@@ -191,7 +191,7 @@ impl<S: FlowSink> FlowTable<S> {
         done
     }
 
-    fn on_payload(&mut self, chunk: Chunk, now: Instant) -> Option<FlowRecord> {
+    fn on_payload(&mut self, chunk: Chunk, now: Instant) -> Option<Arc<FlowRecord>> {
         let pending = self.pending.get_mut(chunk.cookie)?;
         pending.segments.add(chunk.offset, chunk.data);
         let reading = naming::read_opening(&pending.segments.contiguous_prefix());
@@ -203,7 +203,7 @@ impl<S: FlowSink> FlowTable<S> {
         Some(self.count(p, opening, None, now))
     }
 
-    fn on_datagram(&mut self, chunk: &Chunk, now: Instant) -> Option<FlowRecord> {
+    fn on_datagram(&mut self, chunk: &Chunk, now: Instant) -> Option<Arc<FlowRecord>> {
         let quic = self.pending.get_mut(chunk.cookie)?.quic.as_mut()?;
         let Step::Done(reading, hello) = quic.push(&chunk.data) else {
             return None;
@@ -274,7 +274,7 @@ impl<S: FlowSink> FlowTable<S> {
         opening: Opening,
         quic_hello: Option<HelloRead>,
         now: Instant,
-    ) -> FlowRecord {
+    ) -> Arc<FlowRecord> {
         let Pending {
             conn,
             workload,
@@ -312,7 +312,7 @@ impl<S: FlowSink> FlowTable<S> {
             transport,
         };
         let end = closed.map(|c| FlowEnd::from_close(&c, conn.ts_ns, established));
-        let record = FlowRecord {
+        let record = Arc::new(FlowRecord {
             ts_ns: conn.ts_ns,
             cookie: conn.cookie,
             route: verdict.route,
@@ -342,7 +342,7 @@ impl<S: FlowSink> FlowTable<S> {
             bytes_received: end.map_or(0, |e| e.bytes_received),
             duration_ms: end.map(|e| e.duration_ms()),
             close: end.map(|e| e.how),
-        };
+        });
         let (labels, new) = self.labels.acquire(labels, now);
         if new {
             self.sink.label_set_added(&labels);

@@ -3,11 +3,12 @@
 //! whole messages for [`super::dns`]. Bounded: at most `max` streams, the
 //! oldest dropped first; the kernel copies at most
 //! `DNS_TCP_SEGMENTS_MAX` segments per connection.
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use bytes::Bytes;
 
 use super::Segments;
+use crate::fast_map::FastMap;
 
 /// Answer streams followed at once by default.
 pub const DEFAULT_DNS_TCP_STREAMS: usize = 1024;
@@ -20,7 +21,7 @@ struct Stream {
 }
 
 pub struct DnsTcpStreams {
-    streams: HashMap<u64, Stream>,
+    streams: FastMap<u64, Stream>,
     order: VecDeque<u64>,
     max: usize,
 }
@@ -28,7 +29,7 @@ pub struct DnsTcpStreams {
 impl DnsTcpStreams {
     pub fn new(max: usize) -> Self {
         Self {
-            streams: HashMap::new(),
+            streams: FastMap::default(),
             order: VecDeque::new(),
             max: max.max(1),
         }

@@ -2,7 +2,7 @@
 //! stream of flow updates, and a per-workload summary. Written by the flow
 //! table on the event path, read by HTTP handlers; one short lock each.
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::VecDeque,
     sync::{Arc, Mutex, MutexGuard},
 };
 
@@ -11,7 +11,8 @@ use tokio::sync::broadcast;
 
 use crate::{
     classification::Route,
-    flows::{FlowLabels, FlowRecord, FlowState, OVERFLOW_VALUE},
+    fast_map::FastMap,
+    flows::{FlowEnd, FlowLabels, FlowRecord, FlowState, OVERFLOW_VALUE},
 };
 
 /// Flows kept for `GET /api/v1/flows`.
@@ -131,12 +132,41 @@ pub struct SummaryRow {
 }
 
 /// A flow the log still holds: among the recent ones, or not yet closed.
+/// An open flow that left the recent window keeps only what its summary
+/// row needs, not its record: on a node with many long-lived connections
+/// the record (names, workload, verdict) is most of a flow's memory.
 struct Held {
-    record: Arc<FlowRecord>,
+    /// Set while the flow is among the recent ones.
+    record: Option<Arc<FlowRecord>>,
     /// Its summary row's key.
     key: SummaryRef,
-    in_recent: bool,
     open: bool,
+}
+
+/// What happened to a counted flow since it was counted.
+#[derive(Clone, Copy, Debug)]
+pub enum FlowChange {
+    Established,
+    Ended(FlowEnd),
+}
+
+impl FlowChange {
+    fn state(&self) -> FlowState {
+        match self {
+            FlowChange::Established => FlowState::Established,
+            FlowChange::Ended(end) => end.state,
+        }
+    }
+
+    fn apply(&self, f: &mut FlowRecord) {
+        f.state = self.state();
+        if let FlowChange::Ended(end) = self {
+            f.bytes_sent = end.bytes_sent;
+            f.bytes_received = end.bytes_received;
+            f.duration_ms = Some(end.duration_ms());
+            f.close = Some(end.how);
+        }
+    }
 }
 
 struct Inner {
@@ -145,8 +175,8 @@ struct Inner {
     /// Every recent or still open flow by cookie, so an update finds its
     /// flow however long it lived (bounded by the live table plus
     /// `RECENT_FLOWS`).
-    held: HashMap<u64, Held>,
-    summary: HashMap<SummaryRef, SummaryRow>,
+    held: FastMap<u64, Held>,
+    summary: FastMap<SummaryRef, SummaryRow>,
 }
 
 impl Inner {
@@ -155,7 +185,7 @@ impl Inner {
         if self
             .held
             .get(&cookie)
-            .is_some_and(|h| !h.in_recent && !h.open)
+            .is_some_and(|h| h.record.is_none() && !h.open)
         {
             self.held.remove(&cookie);
         }
@@ -179,8 +209,8 @@ impl FlowLog {
         Self {
             inner: Mutex::new(Inner {
                 recent: VecDeque::with_capacity(RECENT_FLOWS),
-                held: HashMap::new(),
-                summary: HashMap::new(),
+                held: FastMap::default(),
+                summary: FastMap::default(),
             }),
             tx,
         }
@@ -195,8 +225,7 @@ impl FlowLog {
     /// A connection was counted.
     /// A connection was counted, under the summary row `key`
     /// (`SummaryRef::new(SummaryKey::of(labels))`, kept per label set).
-    pub fn opened(&self, flow: FlowRecord, key: &SummaryRef) {
-        let flow = Arc::new(flow);
+    pub fn opened(&self, flow: Arc<FlowRecord>, key: &SummaryRef) {
         {
             let mut inner = self.lock();
             let key = summary_key(&inner.summary, key);
@@ -214,7 +243,7 @@ impl FlowLog {
                 && let Some(oldest) = inner.recent.pop_front()
             {
                 if let Some(h) = inner.held.get_mut(&oldest) {
-                    h.in_recent = false;
+                    h.record = None;
                 }
                 inner.release_if_done(oldest);
             }
@@ -223,9 +252,8 @@ impl FlowLog {
             inner.held.insert(
                 flow.cookie,
                 Held {
-                    record: flow.clone(),
+                    record: Some(flow.clone()),
                     key,
-                    in_recent: true,
                     open,
                 },
             );
@@ -242,39 +270,40 @@ impl FlowLog {
     }
 
     /// A counted connection changed state (established, closed or failed).
-    pub fn updated(
-        &self,
-        cookie: u64,
-        was_established: bool,
-        update: impl FnOnce(&mut FlowRecord),
-    ) {
+    pub fn updated(&self, cookie: u64, was_established: bool, change: &FlowChange) {
         let flow = {
             let mut inner = self.lock();
             let Some(held) = inner.held.get_mut(&cookie) else {
                 return;
             };
             // In place unless a reader (API, stream) still holds the record.
-            let flow = Arc::make_mut(&mut held.record);
-            update(flow);
-            let flow = held.record.clone();
+            let flow = held.record.as_mut().map(|record| {
+                change.apply(Arc::make_mut(record));
+                Arc::clone(record)
+            });
+            let state = change.state();
             let key = held.key.clone();
-            held.open = !matches!(flow.state, FlowState::Closed | FlowState::Failed);
+            held.open = !matches!(state, FlowState::Closed | FlowState::Failed);
             inner.release_if_done(cookie);
             let row = summary_row(&mut inner.summary, &key);
             row.last_seen_unix_ms = row.last_seen_unix_ms.max(crate::flows::record::unix_ms());
-            match flow.state {
+            match state {
                 FlowState::Established if !was_established => row.active += 1,
                 FlowState::Closed | FlowState::Failed if was_established => row.active -= 1,
                 _ => {}
             }
-            if flow.state == FlowState::Failed {
+            if state == FlowState::Failed {
                 row.failures += 1;
             }
-            row.bytes_sent = row.bytes_sent.saturating_add(flow.bytes_sent);
-            row.bytes_received = row.bytes_received.saturating_add(flow.bytes_received);
+            if let FlowChange::Ended(end) = change {
+                row.bytes_sent = row.bytes_sent.saturating_add(end.bytes_sent);
+                row.bytes_received = row.bytes_received.saturating_add(end.bytes_received);
+            }
             flow
         };
-        self.publish(flow);
+        if let Some(flow) = flow {
+            self.publish(flow);
+        }
     }
 
     /// A counted flow left the live table before it closed (the table was
@@ -314,7 +343,7 @@ impl FlowLog {
             .recent
             .iter()
             .rev()
-            .filter_map(|c| inner.held.get(c).map(|h| h.record.clone()))
+            .filter_map(|c| inner.held.get(c).and_then(|h| h.record.clone()))
             .filter(|f| filter.matches(f))
             .take(limit)
             .collect();
@@ -348,7 +377,7 @@ impl FlowLog {
 
 /// The key a new flow's row has: its own, or the overflow row's once the
 /// summary is full.
-fn summary_key(summary: &HashMap<SummaryRef, SummaryRow>, key: &SummaryRef) -> SummaryRef {
+fn summary_key(summary: &FastMap<SummaryRef, SummaryRow>, key: &SummaryRef) -> SummaryRef {
     if summary.len() >= SUMMARY_ROWS && !summary.contains_key(key) {
         SummaryRef::new(key.key.overflow())
     } else {
@@ -358,7 +387,7 @@ fn summary_key(summary: &HashMap<SummaryRef, SummaryRow>, key: &SummaryRef) -> S
 
 /// The row of `key`, made when missing (a row that aged out comes back).
 fn summary_row<'a>(
-    summary: &'a mut HashMap<SummaryRef, SummaryRow>,
+    summary: &'a mut FastMap<SummaryRef, SummaryRow>,
     key: &SummaryRef,
 ) -> &'a mut SummaryRow {
     summary.entry(key.clone()).or_insert_with(|| SummaryRow {
@@ -380,8 +409,8 @@ mod tests {
         SummaryRef::new(SummaryKey::of(&FlowLabels::direct_openai("agent")))
     }
 
-    fn flow(cookie: u64, state: FlowState) -> FlowRecord {
-        FlowRecord {
+    fn flow(cookie: u64, state: FlowState) -> Arc<FlowRecord> {
+        Arc::new(FlowRecord {
             ts_ns: 0,
             cookie,
             route: Route::Direct,
@@ -412,24 +441,55 @@ mod tests {
             bytes_received: 0,
             duration_ms: None,
             close: None,
-        }
+        })
+    }
+
+    fn ended(bytes_sent: u64, bytes_received: u64) -> FlowChange {
+        FlowChange::Ended(FlowEnd {
+            state: FlowState::Closed,
+            failure: None,
+            how: crate::flows::record::CloseHow::Fin,
+            bytes_sent,
+            bytes_received,
+            duration_ns: 1_000_000,
+        })
     }
 
     #[test]
     fn a_flow_that_outlives_the_recent_window_still_closes_in_the_summary() {
         let log = FlowLog::new();
-        log.opened(flow(1, FlowState::Established), &key());
+        let long_lived = flow(1, FlowState::Established);
+        log.opened(Arc::clone(&long_lived), &key());
         for cookie in 2..(RECENT_FLOWS as u64 + 100) {
             log.opened(flow(cookie, FlowState::Closed), &key());
         }
         assert_eq!(log.summary()[0].active, 1);
-        log.updated(1, true, |f| f.state = FlowState::Closed);
-        assert_eq!(log.summary()[0].active, 0, "the long-lived flow closed");
+        assert_eq!(
+            Arc::strong_count(&long_lived),
+            1,
+            "an open flow past the recent window no longer holds its record"
+        );
+        log.updated(1, true, &ended(300, 5000));
+        let row = &log.summary()[0];
+        assert_eq!(row.active, 0, "the long-lived flow closed");
+        assert_eq!((row.bytes_sent, row.bytes_received), (300, 5000));
         assert_eq!(
             log.held_len(),
             RECENT_FLOWS,
             "only the recent flows stay held"
         );
+    }
+
+    #[test]
+    fn a_recent_flow_is_updated_in_place() {
+        let log = FlowLog::new();
+        log.opened(flow(1, FlowState::Connecting), &key());
+        log.updated(1, false, &FlowChange::Established);
+        log.updated(1, true, &ended(1, 2));
+        let recent = log.recent(&FlowFilter::default());
+        assert_eq!(recent[0].state, FlowState::Closed);
+        assert_eq!((recent[0].bytes_sent, recent[0].bytes_received), (1, 2));
+        assert_eq!(log.summary()[0].active, 0);
     }
 
     #[test]
@@ -450,7 +510,7 @@ mod summary_ref_tests {
         let a = SummaryRef::new(SummaryKey::of(&FlowLabels::direct_openai("agent")));
         let b = SummaryRef::new(SummaryKey::of(&FlowLabels::direct_openai("agent")));
         let c = SummaryRef::new(SummaryKey::of(&FlowLabels::direct_openai("other")));
-        let mut rows = HashMap::new();
+        let mut rows = std::collections::HashMap::new();
         rows.insert(a, 1);
         assert_eq!(rows.get(&b), Some(&1));
         assert_eq!(rows.get(&c), None);

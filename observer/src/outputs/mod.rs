@@ -12,7 +12,7 @@ pub mod metrics;
 mod series;
 
 pub use api::AppState;
-pub use flow_log::{FlowFilter, FlowLog};
+pub use flow_log::{FlowChange, FlowFilter, FlowLog};
 pub use metrics::Metrics;
 
 use crate::flows::{FlowEnd, FlowRecord, FlowSink, FlowState, Note, labels::SharedLabels};
@@ -44,7 +44,7 @@ impl Outputs {
 }
 
 impl FlowSink for Outputs {
-    fn counted(&mut self, flow: &FlowRecord, labels: &SharedLabels, end: Option<&FlowEnd>) {
+    fn counted(&mut self, flow: &Arc<FlowRecord>, labels: &SharedLabels, end: Option<&FlowEnd>) {
         let (m, series) = (&self.metrics, self.series.get(labels));
         series.connection(m, flow.name_source);
         match end {
@@ -52,13 +52,12 @@ impl FlowSink for Outputs {
             None if flow.state == FlowState::Established => series.active(m, 1),
             None => {}
         }
-        self.log.opened(flow.clone(), series.summary());
+        self.log.opened(Arc::clone(flow), series.summary());
     }
 
     fn established(&mut self, cookie: u64, labels: &SharedLabels) {
         self.series.get(labels).active(&self.metrics, 1);
-        self.log
-            .updated(cookie, false, |f| f.state = FlowState::Established);
+        self.log.updated(cookie, false, &FlowChange::Established);
     }
 
     fn closed(&mut self, cookie: u64, labels: &SharedLabels, end: &FlowEnd, was_active: bool) {
@@ -67,13 +66,8 @@ impl FlowSink for Outputs {
         if was_active {
             series.active(m, -1);
         }
-        self.log.updated(cookie, was_active, |f| {
-            f.state = end.state;
-            f.bytes_sent = end.bytes_sent;
-            f.bytes_received = end.bytes_received;
-            f.duration_ms = Some(end.duration_ms());
-            f.close = Some(end.how);
-        });
+        self.log
+            .updated(cookie, was_active, &FlowChange::Ended(*end));
     }
 
     fn evicted(&mut self, cookie: u64, labels: &SharedLabels, was_active: bool) {

@@ -3,7 +3,6 @@
 //! connection makes about five updates. The flow table shares one
 //! [`SharedLabels`] per label set, so its handles are looked up once by the
 //! set's address and kept until the set expires.
-use std::collections::HashMap;
 
 use prometheus::{Histogram, IntCounter, IntGauge};
 
@@ -13,6 +12,7 @@ use super::{
 };
 use crate::{
     classification::Route,
+    fast_map::FastMap,
     flows::{FlowEnd, labels::SharedLabels, lifecycle::FAILURE_REASONS},
     naming::NameSource,
 };
@@ -24,7 +24,7 @@ const DIRECTIONS: [&str; 2] = ["sent", "received"];
 pub struct SeriesCache {
     /// By the address of the set's shared copy; each entry holds a clone,
     /// so the address cannot be reused while its entry lives.
-    by_set: HashMap<usize, Series>,
+    by_set: FastMap<usize, Series>,
 }
 
 impl SeriesCache {
