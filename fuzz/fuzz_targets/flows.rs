@@ -47,8 +47,8 @@ const ANSWERS: [&[u8]; 4] = [
 ];
 /// DNS-over-TCP answer streams (2-byte length prefixes included).
 const TCP_ANSWERS: [&[u8]; 2] = [
-    include_bytes!("../../observer/fixtures/dns_tcp53_https_good_ech.bin"),
-    include_bytes!("../../observer/fixtures/dns_tcp53_svcb_port.bin"),
+    include_bytes!("../../observer/fixtures/tcpdns_https_good_ech.bin"),
+    include_bytes!("../../observer/fixtures/tcpdns_svcb_port.bin"),
 ];
 /// QUIC client datagrams: Initials of one hello, and of a hello over two.
 const DATAGRAMS: [&[u8]; 4] = [

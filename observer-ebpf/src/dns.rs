@@ -15,7 +15,7 @@ use observer_common::{
 
 use crate::{
     maps::sock_state,
-    net::l4_offset_any,
+    net::{l4_offset_any, read},
     payload::{UDP_HDR_LEN, emit},
 };
 
@@ -32,7 +32,7 @@ const TCP_RST: u8 = 0x04;
 pub fn try_ingress(ctx: &SkBuffContext) -> Result<(), i64> {
     let (proto, l4) = l4_offset_any(ctx).ok_or(0)?;
     if proto == IPPROTO_TCP {
-        let head: [u8; TCP_HEAD] = ctx.load(l4)?;
+        let head: [u8; TCP_HEAD] = read(ctx, l4).ok_or(0)?;
         if head[TCP_FLAGS_OFFSET] & TCP_RST != 0 {
             note_peer_reset(ctx);
         }
@@ -56,8 +56,8 @@ pub fn try_ingress(ctx: &SkBuffContext) -> Result<(), i64> {
             state.bytes_received += u64::from(total);
         }
     }
-    let sport = u16::from_be(ctx.load::<u16>(l4)?);
-    if sport != DNS_PORT {
+    let sport: [u8; 2] = read(ctx, l4).ok_or(0)?;
+    if u16::from_be_bytes(sport) != DNS_PORT {
         return Ok(());
     }
     // SAFETY: helper calls on the program's own context; during the program

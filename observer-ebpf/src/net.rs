@@ -25,6 +25,28 @@ const NEXT_DEST_OPTS: u8 = 60;
 /// is not the first, which carries no transport header.
 const FRAGMENT_OFFSET_MASK: u16 = 0xfff8;
 
+/// `N` bytes of the packet at `off`. Headers sit in the buffer's linear
+/// part, which the program reads directly (no helper call: this runs on
+/// every packet); bytes beyond it (payload in page fragments) come through
+/// `bpf_skb_load_bytes`.
+#[inline(always)]
+pub fn read<const N: usize>(ctx: &SkBuffContext, off: usize) -> Option<[u8; N]> {
+    // SAFETY: reading fields of the program's own context.
+    let (start, end) = unsafe {
+        (
+            (*ctx.skb.skb).data as usize,
+            (*ctx.skb.skb).data_end as usize,
+        )
+    };
+    if start + off + N <= end {
+        // SAFETY: the bounds were checked against data_end just above (the
+        // verifier checks it too).
+        Some(unsafe { core::ptr::read_unaligned((start + off) as *const [u8; N]) })
+    } else {
+        ctx.load(off).ok()
+    }
+}
+
 /// The transport protocol and header offset of any IP packet. IPv6
 /// extension headers are walked (bounded); a packet with too many, or a
 /// non-first fragment, gives `None`.
@@ -33,11 +55,10 @@ pub fn l4_offset_any(ctx: &SkBuffContext) -> Option<(u8, usize)> {
     // SAFETY: reading a field of the program's own context.
     let ethertype = u16::from_be(unsafe { (*ctx.skb.skb).protocol } as u16);
     if ethertype == ETH_P_IP {
-        let vihl: u8 = ctx.load(0).ok()?;
-        let ip_proto: u8 = ctx.load(9).ok()?;
-        Some((ip_proto, ((vihl & 0x0f) as usize) * 4))
+        let head: [u8; 10] = read(ctx, 0)?;
+        Some((head[9], ((head[0] & 0x0f) as usize) * 4))
     } else if ethertype == ETH_P_IPV6 {
-        let next: u8 = ctx.load(6).ok()?;
+        let [next]: [u8; 1] = read(ctx, 6)?;
         if is_extension(next) {
             ipv6_walk(ctx, next)
         } else {
@@ -64,12 +85,12 @@ fn ipv6_walk(ctx: &SkBuffContext, mut next: u8) -> Option<(u8, usize)> {
     for _ in 0..IPV6_EXT_HEADERS_MAX {
         match next {
             NEXT_HOP_BY_HOP | NEXT_ROUTING | NEXT_DEST_OPTS => {
-                let h: [u8; 2] = ctx.load(off).ok()?;
+                let h: [u8; 2] = read(ctx, off)?;
                 next = h[0];
                 off += (h[1] as usize + 1) * 8;
             }
             NEXT_FRAGMENT => {
-                let h: [u8; 4] = ctx.load(off).ok()?;
+                let h: [u8; 4] = read(ctx, off)?;
                 if u16::from_be_bytes([h[2], h[3]]) & FRAGMENT_OFFSET_MASK != 0 {
                     return None;
                 }
@@ -77,7 +98,7 @@ fn ipv6_walk(ctx: &SkBuffContext, mut next: u8) -> Option<(u8, usize)> {
                 off += 8;
             }
             NEXT_AUTH => {
-                let h: [u8; 2] = ctx.load(off).ok()?;
+                let h: [u8; 2] = read(ctx, off)?;
                 next = h[0];
                 off += (h[1] as usize + 2) * 4;
             }

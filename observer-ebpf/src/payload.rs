@@ -17,7 +17,7 @@ use observer_common::{
 
 use crate::{
     maps::{EVENTS, count_drop, sock_state, submit_flags},
-    net::l4_offset,
+    net::{l4_offset, read},
 };
 
 pub const UDP_HDR_LEN: usize = 8;
@@ -52,8 +52,9 @@ pub fn try_egress(ctx: &SkBuffContext) -> Result<(), i64> {
     }
 
     let l4 = l4_offset(ctx, IPPROTO_TCP).ok_or(0)?;
-    let seq = u32::from_be(ctx.load::<u32>(l4 + 4)?);
-    let doff: u8 = ctx.load(l4 + 12)?;
+    let tcp: [u8; 13] = read(ctx, l4).ok_or(0)?;
+    let seq = u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]);
+    let doff = tcp[12];
     let payload_off = l4 + ((doff >> 4) as usize) * 4;
     let total = ctx.len().saturating_sub(payload_off as u32);
     if total == 0 {

@@ -290,17 +290,17 @@ mod tests {
     /// good.example.test HTTPS 1 . alpn="h3,h2" ipv4hint=127.0.0.2 ech=fe0d0000
     const TCP_HTTPS_ECH: &[u8] = include_bytes!(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/fixtures/dns_tcp53_https_good_ech.bin"
+        "/fixtures/tcpdns_https_good_ech.bin"
     ));
     /// The same with an ech value that is not an ECHConfigList.
     const TCP_HTTPS_BAD_ECH: &[u8] = include_bytes!(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/fixtures/dns_tcp53_https_bad_ech.bin"
+        "/fixtures/tcpdns_https_bad_ech.bin"
     ));
     /// An SVCB (type 64) answer with one ALPN id and port 4444.
     const TCP_SVCB: &[u8] = include_bytes!(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/fixtures/dns_tcp53_svcb_port.bin"
+        "/fixtures/tcpdns_svcb_port.bin"
     ));
 
     fn ip(s: &str) -> IpAddr {
