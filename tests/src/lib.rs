@@ -96,12 +96,13 @@ pub fn gatewatch_bin() -> PathBuf {
     let bin = std::env::var_os("GATEWATCH_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/gatewatch"));
-    assert!(
-        bin.exists(),
-        "gatewatch binary not found at {}: run `cargo xtask test`",
-        bin.display()
-    );
-    bin
+    // Canonical, so it compares equal to /proc/PID/exe.
+    bin.canonicalize().unwrap_or_else(|e| {
+        panic!(
+            "gatewatch binary not found at {}: {e}; run `cargo xtask test`",
+            bin.display()
+        )
+    })
 }
 
 /// The cgroup v2 mount, found the way gatewatch finds it.
