@@ -570,6 +570,9 @@ impl Report {
             ("ingress", ("cgroup_skb/ingress", "≤ 40 ns (keep-alive)")),
             ("lifecycle", ("sock_ops", "—")),
             ("release", ("cgroup/sock_release", "—")),
+            // UDP sends to QUIC ports; the TCP load does not run them.
+            ("sendmsg4", ("cgroup/sendmsg4", "—")),
+            ("sendmsg6", ("cgroup/sendmsg6", "—")),
         ]
         .into_iter()
         .collect();
