@@ -12,13 +12,13 @@ use aya_ebpf::{
 use aya_log_ebpf::debug;
 use core::ptr::{addr_of, read_volatile};
 use observer_common::{
-    AF_INET, CLOSE_DATAGRAM, CLOSE_NO_SYN, COMM_LEN, ConnectEvent, DROP_CONNECT, DROP_UDP_DESTS,
-    EVENT_CONNECT, IPPROTO_TCP, IPPROTO_UDP, SOCK_DNS_TCP, SOCK_SYN_SENT, SOCK_UDP, SOCK_WATCHED,
-    SockState, TCP_CLOSE, UDP_DESTS_PER_SOCKET_MAX,
+    AF_INET, CLOSE_NO_SYN, COMM_LEN, ConnectEvent, DROP_CONNECT, DROP_UDP_DESTS, EVENT_CONNECT,
+    IPPROTO_TCP, IPPROTO_UDP, SOCK_DNS_TCP, SOCK_SYN_SENT, SOCK_UDP, SOCK_WATCHED, SockState,
+    TCP_CLOSE, UDP_DESTS_PER_SOCKET_MAX,
 };
 
 use crate::{
-    lifecycle::emit_close,
+    lifecycle::{emit_close, end_udp_flow},
     maps::{EVENTS, OWN_TGID, QUIC_PORTS, count_drop, sock_state, submit_flags},
 };
 
@@ -109,13 +109,7 @@ pub fn try_udp(ctx: &SockAddrContext, family: u16) -> Result<(), i64> {
     // SAFETY: helper call on the program's own context.
     let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
     if following {
-        emit_close(
-            cookie,
-            TCP_CLOSE,
-            CLOSE_DATAGRAM,
-            state.bytes_sent,
-            state.bytes_received,
-        );
+        end_udp_flow(cookie, state);
     }
     *state = SockState {
         flags: SOCK_WATCHED | SOCK_UDP,

@@ -57,9 +57,22 @@ pub fn try_ingress(ctx: &SkBuffContext) -> Result<(), i64> {
         }
     }
     let sport: [u8; 2] = read(ctx, l4).ok_or(0)?;
-    if u16::from_be_bytes(sport) != DNS_PORT {
-        return Ok(());
+    if u16::from_be_bytes(sport) == DNS_PORT {
+        emit_dns(ctx, EVENT_DNS, 0, payload_off, total, DROP_DNS);
     }
+    Ok(())
+}
+
+/// Copies DNS answer bytes, with the receiving socket's cookie and cgroup.
+#[inline(always)]
+fn emit_dns(
+    ctx: &SkBuffContext,
+    kind: u32,
+    offset: u32,
+    payload_off: usize,
+    total: u32,
+    drop_slot: u32,
+) {
     // SAFETY: helper calls on the program's own context; during the program
     // the skb's socket is the receiving one.
     let (cookie, cgroup_id) = unsafe {
@@ -70,15 +83,14 @@ pub fn try_ingress(ctx: &SkBuffContext) -> Result<(), i64> {
     };
     emit(
         ctx,
-        EVENT_DNS,
+        kind,
         cookie,
         cgroup_id,
-        0,
+        offset,
         payload_off,
         total,
-        DROP_DNS,
+        drop_slot,
     );
-    Ok(())
 }
 
 /// A segment of DNS answers on a watched TCP connection to port 53: copied
@@ -116,23 +128,7 @@ fn dns_over_tcp(ctx: &SkBuffContext, l4: usize, head: &[u8; TCP_HEAD]) {
         return;
     }
     state.rx_segments += 1;
-    // SAFETY: helper calls on the program's own context.
-    let (cookie, cgroup_id) = unsafe {
-        (
-            bpf_get_socket_cookie(ctx.as_ptr()),
-            bpf_skb_cgroup_id(ctx.skb.skb),
-        )
-    };
-    emit(
-        ctx,
-        EVENT_DNS_TCP,
-        cookie,
-        cgroup_id,
-        offset,
-        payload_off,
-        total,
-        DROP_DNS_TCP,
-    );
+    emit_dns(ctx, EVENT_DNS_TCP, offset, payload_off, total, DROP_DNS_TCP);
 }
 
 /// Marks the receiving socket, if watched, as reset by its peer; read when

@@ -15,7 +15,7 @@ use aya_ebpf::{
 use core::ptr::{addr_of, read_volatile};
 use observer_common::{
     CLOSE_DATAGRAM, CLOSE_NO_SYN, DROP_STATE, EVENT_STATE, SOCK_SYN_SENT, SOCK_UDP, SOCK_WATCHED,
-    STATE_CLOSED, STATE_ESTABLISHED, StateEvent, TCP_CLOSE,
+    STATE_CLOSED, STATE_ESTABLISHED, SockState, StateEvent, TCP_CLOSE,
 };
 
 use crate::maps::{EVENTS, count_drop, sock_state, submit_flags};
@@ -53,14 +53,7 @@ pub fn try_release(ctx: &SockContext) -> Result<(), i64> {
     let flags = state.flags;
     if flags & SOCK_UDP != 0 {
         // SAFETY: helper call on the program's own context.
-        let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
-        emit_close(
-            cookie,
-            TCP_CLOSE,
-            CLOSE_DATAGRAM,
-            state.bytes_sent,
-            state.bytes_received,
-        );
+        end_udp_flow(unsafe { bpf_get_socket_cookie(ctx.as_ptr()) }, state);
         return Ok(());
     }
     if flags & (SOCK_WATCHED | SOCK_SYN_SENT) != SOCK_WATCHED {
@@ -75,6 +68,18 @@ pub fn try_release(ctx: &SockContext) -> Result<(), i64> {
     };
     emit_close(cookie, tcp_state, CLOSE_NO_SYN, 0, 0);
     Ok(())
+}
+
+/// The end of a UDP flow, with the payload bytes counted on its socket.
+#[inline(always)]
+pub fn end_udp_flow(cookie: u64, state: &SockState) {
+    emit_close(
+        cookie,
+        TCP_CLOSE,
+        CLOSE_DATAGRAM,
+        state.bytes_sent,
+        state.bytes_received,
+    );
 }
 
 /// A close record the TCP state machine does not make: a connect that

@@ -146,6 +146,14 @@ fn a_quic_v2_hello_spanning_two_initials_is_named() {
     );
 }
 
+/// Python: `a_query(name)`, a DNS A query for `name` as the wire carries
+/// it (no resolver involved, so only the answer the test reads names).
+const DNS_QUERY_PY: &str = "import socket, struct\n\
+def a_query(name):\n\
+\x20   q = struct.pack('>HHHHHH', 0x1234, 0x0100, 1, 0, 0, 0)\n\
+\x20   q += b''.join(bytes([len(p)]) + p.encode() for p in name.split('.')) + b'\\x00'\n\
+\x20   return q + struct.pack('>HH', 1, 1)\n";
+
 #[test]
 fn a_dns_answer_received_over_tcp_names_a_later_connection() {
     if !privileged() {
@@ -155,11 +163,7 @@ fn a_dns_answer_received_over_tcp_names_a_later_connection() {
     // A hand-made A query over TCP to dnsmasq, then a connection to the
     // answer with no payload: only the TCP answer can name it.
     lab.python(&format!(
-        "import socket, struct\n\
-         name = '{name}'\n\
-         q = struct.pack('>HHHHHH', 0x1234, 0x0100, 1, 0, 0, 0)\n\
-         q += b''.join(bytes([len(p)]) + p.encode() for p in name.split('.')) + b'\\x00'\n\
-         q += struct.pack('>HH', 1, 1)\n\
+        "{DNS_QUERY_PY}q = a_query('{name}')\n\
          s = socket.create_connection(('127.0.0.53', 53), timeout=3)\n\
          s.sendall(struct.pack('>H', len(q)) + q)\n\
          (n,) = struct.unpack('>H', s.recv(2, socket.MSG_WAITALL))\n\
@@ -218,7 +222,7 @@ fn an_ipv6_client_whose_packets_carry_extension_headers_is_named() {
     // responder on [::1]:53 whose socket carries it), then a connection to
     // the answer: named by DNS.
     lab.python(&format!(
-        "{EXT_HEADER_PY}import struct, threading\n\
+        "{EXT_HEADER_PY}{DNS_QUERY_PY}import threading\n\
          srv = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)\n\
          srv.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_DSTOPTS, PADN_8)\n\
          srv.bind(('::1', 53))\n\
@@ -230,10 +234,7 @@ fn an_ipv6_client_whose_packets_carry_extension_headers_is_named() {
          threading.Thread(target=answer, daemon=True).start()\n\
          c = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)\n\
          c.settimeout(3)\n\
-         q = struct.pack('>HHHHHH', 7, 0x0100, 1, 0, 0, 0)\n\
-         q += b''.join(bytes([len(p)]) + p.encode() for p in '{name}'.split('.')) + b'\\x00'\n\
-         q += struct.pack('>HH', 1, 1)\n\
-         c.sendto(q, ('::1', 53))\n\
+         c.sendto(a_query('{name}'), ('::1', 53))\n\
          r = c.recv(512)\n\
          assert socket.inet_ntoa(r[-4:]) == '{addr}'\n\
          socket.create_connection(('{addr}', 443), timeout=3).close()\n",
