@@ -23,4 +23,4 @@ pub use lifecycle::FlowEnd;
 pub use live::DEFAULT_MAX_LIVE;
 pub use record::{FlowRecord, FlowState, Identify, WorkloadInfo};
 pub use sink::{FlowSink, Note};
-pub use table::{FlowSettings, FlowTable};
+pub use table::{FlowSettings, FlowTable, QUIC_OPENINGS_FULL, QUIC_OPENINGS_MAX};

@@ -41,6 +41,15 @@ pub struct FlowSettings {
     pub series_ttl: Duration,
 }
 
+/// QUIC flows whose ClientHello is being assembled at once: each holds up
+/// to a few KiB (the CRYPTO stream and its keys) for at most the name wait.
+/// Past this, a new QUIC flow is counted by DNS or address alone (and the
+/// loss counted), so a flood of unfinished handshakes stays bounded.
+pub const QUIC_OPENINGS_MAX: usize = 4096;
+/// `source` of `gatewatch_events_dropped_total` for a QUIC flow that found
+/// `QUIC_OPENINGS_MAX` hellos already being assembled.
+pub const QUIC_OPENINGS_FULL: &str = "quic_openings_full";
+
 pub struct FlowTable<S: FlowSink> {
     settings: FlowSettings,
     classifier: Classifier,
@@ -50,6 +59,8 @@ pub struct FlowTable<S: FlowSink> {
     pending: PendingTable,
     live: LiveTable,
     dns_tcp: DnsTcpStreams,
+    /// Pending flows holding a `QuicOpening`.
+    quic_openings: usize,
     identify: Identify,
 }
 
@@ -67,6 +78,7 @@ impl<S: FlowSink> FlowTable<S> {
             pending: PendingTable::new(settings.max_pending),
             live: LiveTable::new(settings.max_live),
             dns_tcp: DnsTcpStreams::new(DEFAULT_DNS_TCP_STREAMS),
+            quic_openings: 0,
             settings,
             classifier,
             sink,
@@ -163,6 +175,15 @@ impl<S: FlowSink> FlowTable<S> {
         }
         let workload = (self.identify)(conn.cgroup_id, conn.tgid, &conn.comm);
         let quic = conn.protocol == IPPROTO_UDP;
+        let opening = if quic && self.quic_openings < QUIC_OPENINGS_MAX {
+            self.quic_openings += 1;
+            Some(Box::new(QuicOpening::new()))
+        } else {
+            if quic {
+                self.sink.note(Note::Dropped(QUIC_OPENINGS_FULL));
+            }
+            None
+        };
         let fresh = Pending {
             conn,
             deadline: now + self.settings.name_wait,
@@ -172,7 +193,7 @@ impl<S: FlowSink> FlowTable<S> {
             } else {
                 Transport::Tcp
             },
-            quic: quic.then(|| Box::new(QuicOpening::new())),
+            quic: opening,
             // UDP has no handshake: a flow is under way once it sends.
             established: quic,
             closed: None,
@@ -275,6 +296,13 @@ impl<S: FlowSink> FlowTable<S> {
         quic_hello: Option<HelloRead>,
         now: Instant,
     ) -> Arc<FlowRecord> {
+        if p.quic.is_some() {
+            self.quic_openings -= 1;
+        }
+        let quic_hello = quic_hello.or_else(|| {
+            // A QUIC flow counted without an opening (the cap was reached).
+            (p.transport == Transport::Quic).then_some(HelloRead::Incomplete)
+        });
         let Pending {
             conn,
             workload,

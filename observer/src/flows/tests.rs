@@ -17,6 +17,14 @@ use crate::{
 };
 
 fn table(wait_ms: u64, record_other: bool) -> (FlowTable<Outputs>, Arc<Metrics>) {
+    table_sized(wait_ms, record_other, 4)
+}
+
+fn table_sized(
+    wait_ms: u64,
+    record_other: bool,
+    max_pending: usize,
+) -> (FlowTable<Outputs>, Arc<Metrics>) {
     let metrics = Arc::new(Metrics::new());
     let rules = vec![
         rule("127.0.0.3:8443", Kind::Gateway, "corp-gw", "test").unwrap(),
@@ -26,7 +34,7 @@ fn table(wait_ms: u64, record_other: bool) -> (FlowTable<Outputs>, Arc<Metrics>)
     let settings = FlowSettings {
         name_wait: Duration::from_millis(wait_ms),
         record_other_endpoints: record_other,
-        max_pending: 4,
+        max_pending,
         dns_cache: 16,
         label_cap: 100,
         max_live: 2,
@@ -569,4 +577,26 @@ fn a_dns_answer_over_tcp_split_over_segments_names_a_later_connection() {
         ),
         1
     );
+}
+
+#[test]
+fn quic_hellos_assembled_at_once_are_capped_and_the_overflow_still_counted() {
+    let (mut t, m) = table_sized(1000, false, QUIC_OPENINGS_MAX + 10);
+    let now = Instant::now();
+    for cookie in 0..=QUIC_OPENINGS_MAX as u64 {
+        t.handle(udp_connect(cookie, "127.0.0.9:443"), now);
+    }
+    assert_eq!(m.dropped.with_label_values(&[QUIC_OPENINGS_FULL]).get(), 1);
+    // The one past the cap cannot be read from its Initial...
+    let hello = fixture("quic/aioquic_v1_api_openai_0.bin");
+    let over = QUIC_OPENINGS_MAX as u64;
+    assert!(t.handle(datagram(over, 0, &hello), now).is_empty());
+    // ...but is counted at the deadline, and the cap frees up again.
+    let done = t.expire(now + Duration::from_secs(2));
+    assert_eq!(done.len(), QUIC_OPENINGS_MAX + 1);
+    let last = done.iter().find(|f| f.cookie == over).expect("counted");
+    assert_eq!(last.quic_hello, Some(naming::quic::HelloRead::Incomplete));
+    t.handle(udp_connect(9999, "127.0.0.9:443"), now);
+    let named = t.handle(datagram(9999, 0, &hello), now);
+    assert_eq!(named[0].name.as_deref(), Some("api.openai.com"));
 }

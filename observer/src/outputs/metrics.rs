@@ -22,20 +22,32 @@ use crate::{
     naming::{NameSource, opening::PARSE_KINDS},
 };
 
-/// Every `source` of `gatewatch_events_dropped_total`: the kernel's ring
-/// per record kind, then userspace.
-pub const DROP_SOURCES: [&str; 10] = [
-    KERNEL_DROP_SOURCES[0],
-    KERNEL_DROP_SOURCES[1],
-    KERNEL_DROP_SOURCES[2],
-    KERNEL_DROP_SOURCES[3],
-    KERNEL_DROP_SOURCES[4],
-    KERNEL_DROP_SOURCES[5],
-    KERNEL_DROP_SOURCES[6],
+/// What userspace loses: records it could not decode, connections counted
+/// early from a full table, stream updates a slow reader skipped, QUIC
+/// flows past the cap on hellos being assembled.
+const USERSPACE_DROP_SOURCES: [&str; 4] = [
     "decode",
     "flow_table_full",
     "api_stream",
+    crate::flows::QUIC_OPENINGS_FULL,
 ];
+
+/// Every `source` of `gatewatch_events_dropped_total`: each kernel slot,
+/// then userspace.
+pub const DROP_SOURCES: [&str; KERNEL_DROP_SOURCES.len() + USERSPACE_DROP_SOURCES.len()] = {
+    let mut out = [""; KERNEL_DROP_SOURCES.len() + USERSPACE_DROP_SOURCES.len()];
+    let mut i = 0;
+    while i < KERNEL_DROP_SOURCES.len() {
+        out[i] = KERNEL_DROP_SOURCES[i];
+        i += 1;
+    }
+    let mut j = 0;
+    while j < USERSPACE_DROP_SOURCES.len() {
+        out[i + j] = USERSPACE_DROP_SOURCES[j];
+        j += 1;
+    }
+    out
+};
 
 /// Buckets of `gatewatch_connection_duration_seconds`: LLM calls stream
 /// for seconds to minutes, so the buckets reach ten minutes.
