@@ -3,10 +3,7 @@
 //! the caller counts the oldest early when the table is full.
 use std::{collections::VecDeque, time::Instant};
 
-use super::{
-    lifecycle::Close,
-    record::{Transport, WorkloadInfo},
-};
+use super::{lifecycle::Close, record::WorkloadInfo};
 use crate::{
     capture::ConnectEvent,
     fast_map::FastMap,
@@ -17,7 +14,6 @@ pub struct Pending {
     pub conn: ConnectEvent,
     pub deadline: Instant,
     pub segments: Segments,
-    pub transport: Transport,
     /// A QUIC flow's Initials read so far (boxed: most flows are TCP).
     pub quic: Option<Box<QuicOpening>>,
     pub established: bool,

@@ -33,6 +33,16 @@ pub enum Transport {
 }
 
 impl Transport {
+    /// The transport of a connect record: UDP flows are only reported for
+    /// QUIC ports.
+    pub fn of_protocol(protocol: u8) -> Self {
+        if protocol == observer_common::IPPROTO_UDP {
+            Transport::Quic
+        } else {
+            Transport::Tcp
+        }
+    }
+
     /// Every `transport` label value.
     pub const ALL: [Transport; 2] = [Transport::Tcp, Transport::Quic];
 

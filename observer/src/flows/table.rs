@@ -25,7 +25,6 @@ use crate::{
         quic::{HelloRead, QuicOpening, Step},
     },
 };
-use observer_common::IPPROTO_UDP;
 
 #[derive(Clone, Debug)]
 pub struct FlowSettings {
@@ -170,11 +169,10 @@ impl<S: FlowSink> FlowTable<S> {
                 break;
             };
             self.sink.note(Note::Dropped("flow_table_full"));
-            let hello = cut_short(&oldest);
-            done.push(self.count(oldest, Opening::default(), hello, now));
+            done.push(self.count(oldest, Opening::default(), None, now));
         }
         let workload = (self.identify)(conn.cgroup_id, conn.tgid, &conn.comm);
-        let quic = conn.protocol == IPPROTO_UDP;
+        let quic = Transport::of_protocol(conn.protocol) == Transport::Quic;
         let opening = if quic && self.quic_openings < QUIC_OPENINGS_MAX {
             self.quic_openings += 1;
             Some(Box::new(QuicOpening::new()))
@@ -188,11 +186,6 @@ impl<S: FlowSink> FlowTable<S> {
             conn,
             deadline: now + self.settings.name_wait,
             segments: Default::default(),
-            transport: if quic {
-                Transport::Quic
-            } else {
-                Transport::Tcp
-            },
             quic: opening,
             // UDP has no handshake: a flow is under way once it sends.
             established: quic,
@@ -203,8 +196,7 @@ impl<S: FlowSink> FlowTable<S> {
             // A cookie is unique per socket; a repeat means a second connect()
             // on the same socket (or a UDP socket's next destination): count
             // the first attempt as it stands.
-            let hello = cut_short(&previous);
-            done.push(self.count(previous, Opening::default(), hello, now));
+            done.push(self.count(previous, Opening::default(), None, now));
         }
         if self.settings.name_wait.is_zero() {
             done.extend(self.expire(now));
@@ -299,16 +291,21 @@ impl<S: FlowSink> FlowTable<S> {
         if p.quic.is_some() {
             self.quic_openings -= 1;
         }
+        let transport = Transport::of_protocol(p.conn.protocol);
+        // Counted before its hello was read (early, or past the cap on
+        // openings): what its Initials gave so far.
         let quic_hello = quic_hello.or_else(|| {
-            // A QUIC flow counted without an opening (the cap was reached).
-            (p.transport == Transport::Quic).then_some(HelloRead::Incomplete)
+            (transport == Transport::Quic).then(|| {
+                p.quic
+                    .as_ref()
+                    .map_or(HelloRead::Incomplete, |q| q.at_deadline().1)
+            })
         });
         let Pending {
             conn,
             workload,
             established,
             closed,
-            transport,
             ..
         } = p;
         let alpn = opening.alpn.clone();
@@ -415,10 +412,4 @@ fn close_at(ts_ns: u64, c: crate::capture::Closed) -> Close {
         no_syn: c.no_syn,
         datagram: c.datagram,
     }
-}
-
-/// How far a flow counted before its wait ended got with its hello: for a
-/// QUIC flow, what its Initials gave so far.
-fn cut_short(p: &Pending) -> Option<HelloRead> {
-    p.quic.as_ref().map(|q| q.at_deadline().1)
 }
