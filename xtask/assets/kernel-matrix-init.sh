@@ -5,6 +5,9 @@
 #   GATEWATCH-VERDICT: PASS|FAIL kernel=RELEASE DETAIL
 # line on the serial console and powers off. Every wait is bounded.
 export PATH=/bin
+# The host tells a boot that failed before /init (a guest kernel crash
+# under emulation) from a verdict on gatewatch by this line.
+echo "GATEWATCH-INIT: started"
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev

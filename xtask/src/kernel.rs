@@ -38,6 +38,11 @@ const PACKAGES: &[&str] = &["qemu-system-x86", "busybox-static"];
 /// The guest's /init.
 const INIT: &str = include_str!("../assets/kernel-matrix-init.sh");
 const VERDICT: &str = "GATEWATCH-VERDICT:";
+/// What /init prints first: a boot without it never ran gatewatch.
+const INIT_STARTED: &str = "GATEWATCH-INIT: started";
+/// Boots per kernel when the guest fails before /init (a kernel crash
+/// during an emulated boot says nothing about gatewatch).
+const BOOT_ATTEMPTS: u32 = 2;
 /// Whole boot, checks and power-off. A boot takes a few seconds under KVM
 /// and about ten under TCG; the guest gives up by itself 75 s after /init
 /// starts, so these only catch a kernel that never gets there.
@@ -150,7 +155,18 @@ fn matrix(accel: Accel) -> anyhow::Result<(u64, u64)> {
                 continue;
             }
         };
-        let outcome = boot(&kernel, &initrd, &dir, accel)?;
+        let mut outcome = boot(&kernel, &initrd, &dir, accel)?;
+        for _ in 1..BOOT_ATTEMPTS {
+            if !boot_failed_before_init(&outcome) {
+                break;
+            }
+            println!(
+                "kernel {}: the guest failed before /init started (serial log kept as {}); booting again",
+                kernel.release,
+                outcome.serial.display()
+            );
+            outcome = boot(&kernel, &initrd, &dir, accel)?;
+        }
         let secs = outcome.seconds;
         match outcome.verdict {
             Verdict::Pass(detail) => {
@@ -466,6 +482,10 @@ enum Verdict {
 struct Outcome {
     verdict: Verdict,
     seconds: f64,
+    /// /init ran, so the verdict is about gatewatch, not the boot.
+    reached_init: bool,
+    /// Where a failed boot's console was kept.
+    serial: PathBuf,
 }
 
 fn boot(kernel: &Kernel, initrd: &Path, dir: &Path, accel: Accel) -> anyhow::Result<Outcome> {
@@ -532,7 +552,20 @@ fn boot(kernel: &Kernel, initrd: &Path, dir: &Path, accel: Accel) -> anyhow::Res
             )
         }
     };
-    Ok(Outcome { verdict, seconds })
+    // Keep a failed boot's console for a look after a retry overwrites it.
+    let kept = serial.with_extension("previous.log");
+    let _ = fs::copy(&serial, &kept);
+    Ok(Outcome {
+        verdict,
+        seconds,
+        reached_init: console.contains(INIT_STARTED),
+        serial: kept,
+    })
+}
+
+/// A failure that is no verdict on gatewatch: /init never started.
+fn boot_failed_before_init(outcome: &Outcome) -> bool {
+    !outcome.reached_init && matches!(outcome.verdict, Verdict::Fail(..))
 }
 
 fn tail(text: &str, n: usize) -> Vec<String> {
@@ -575,6 +608,26 @@ fn verdict_of(console: &str) -> Option<Verdict> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_failure_before_init_boots_again() {
+        let outcome = |verdict, reached_init| Outcome {
+            verdict,
+            seconds: 1.0,
+            reached_init,
+            serial: PathBuf::new(),
+        };
+        let fail = || Verdict::Fail("qemu exited without a verdict".into(), Vec::new());
+        assert!(boot_failed_before_init(&outcome(fail(), false)));
+        assert!(
+            !boot_failed_before_init(&outcome(fail(), true)),
+            "a verdict on gatewatch stands"
+        );
+        assert!(!boot_failed_before_init(&outcome(
+            Verdict::Pass(String::new()),
+            false
+        )));
+    }
 
     #[test]
     fn ldd_output_gives_library_paths() {
