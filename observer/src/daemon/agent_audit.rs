@@ -148,9 +148,14 @@ impl Auditor {
         };
         self.creds = Some(creds);
         let now = Instant::now();
-        for (project, outcome) in outcomes {
-            self.record(&project.label(), outcome, now);
-        }
+        let counted: Vec<(String, &str)> = outcomes
+            .into_iter()
+            .map(|(project, outcome)| {
+                let label = project.label();
+                let result = self.record(&label, outcome, now);
+                (label, result)
+            })
+            .collect();
         self.state.expire(now, self.interval);
         self.api
             .metrics
@@ -161,13 +166,26 @@ impl Auditor {
             .agent_workloads
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = joined;
+        // Counted once the gauge and the workloads are published, so a
+        // reader that sees a round counted sees its results too.
+        for (label, result) in counted {
+            self.api
+                .metrics
+                .agent_audits
+                .with_label_values(&[&label, result])
+                .inc();
+        }
     }
 
-    fn record(&mut self, label: &str, outcome: Result<agents::Report, String>, now: Instant) {
-        let audits = &self.api.metrics.agent_audits;
+    /// Keeps a project's outcome; returns the `outcome` label to count.
+    fn record(
+        &mut self,
+        label: &str,
+        outcome: Result<agents::Report, String>,
+        now: Instant,
+    ) -> &'static str {
         match outcome {
             Ok(report) => {
-                audits.with_label_values(&[label, "ok"]).inc();
                 if self.last_error.remove(label).is_some() {
                     log::info!("--agent-audit: {label}: audited again");
                 }
@@ -175,14 +193,15 @@ impl Auditor {
                     log::debug!("--agent-audit: {label}: {note}");
                 }
                 self.state.record_success(label, report.rows, now);
+                "ok"
             }
             Err(e) => {
-                audits.with_label_values(&[label, "error"]).inc();
                 if self.last_error.get(label) != Some(&e) {
                     log::warn!("--agent-audit: {label}: {e}");
                     self.last_error.insert(label.to_owned(), e);
                 }
                 self.state.record_failure(label);
+                "error"
             }
         }
     }
