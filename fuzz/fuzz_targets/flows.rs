@@ -79,6 +79,7 @@ fn table(u: &mut Unstructured<'_>, metrics: Arc<Metrics>) -> Result<FlowTable<Ou
         label_cap: 4,
         max_live: MAX_LIVE,
         series_ttl: Duration::from_secs(300),
+        enforce: observer::enforcement::Mode::Off,
     };
     let classifier = Classifier::new(Vec::new(), Catalog::builtin().clone(), Vec::new(), false);
     let identify: Identify = Box::new(|_, _, _| WorkloadInfo::default());
@@ -142,6 +143,7 @@ fn event(u: &mut Unstructured<'_>) -> Result<Event> {
                 protocol: *u.choose(&[6, 17])?,
                 dst,
                 comm: "client".into(),
+                refused: u.arbitrary()?,
             })
         }
         1 => Event::Payload(chunk(u, cookie, &STREAMS)?),

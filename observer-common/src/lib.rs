@@ -33,6 +33,9 @@ pub const EVENT_DATAGRAM: u32 = 5;
 /// A DNS answer segment a workload received over TCP (port 53); `offset`
 /// is its place in the answer stream, which starts with a 2-byte length.
 pub const EVENT_DNS_TCP: u32 = 6;
+/// `--enforce deny`: the kernel held or denied a connection's first bytes
+/// (`EnforceEvent`).
+pub const EVENT_ENFORCE: u32 = 7;
 
 /// UDP destination ports whose flows are followed as QUIC (load-time
 /// global `QUIC_PORTS`; 0 marks an unused slot).
@@ -66,7 +69,10 @@ pub const DROP_DNS_TCP: u32 = 8;
 /// An unconnected UDP socket sent to more destinations than
 /// `UDP_DESTS_PER_SOCKET_MAX`: the later ones are not reported as flows.
 pub const DROP_UDP_DESTS: u32 = 9;
-pub const DROP_SLOTS: u32 = 10;
+/// An `EnforceEvent` was lost: the connection is still stopped, but its
+/// socket is not ended until userspace learns of it another way.
+pub const DROP_ENFORCE: u32 = 10;
+pub const DROP_SLOTS: u32 = 11;
 
 /// Bits of `StateEvent::close_flags`.
 /// The peer sent a RST (seen by the ingress program before the close).
@@ -92,6 +98,17 @@ pub const SOCK_CAPTURE_DONE: u32 = 4;
 pub const SOCK_UDP: u32 = 8;
 /// A TCP connection to port 53: the answers it receives are copied.
 pub const SOCK_DNS_TCP: u32 = 16;
+/// `--enforce deny`: the policy for this socket's first bytes is decided
+/// (allowed, or not a model endpoint); egress does not look again.
+pub const SOCK_ENFORCE_DONE: u32 = 32;
+/// `--enforce deny`: the first bytes named a model endpoint and this
+/// socket's workload may not call one directly: every segment it sends
+/// is dropped until userspace ends the socket.
+pub const SOCK_DENIED: u32 = 64;
+/// `--enforce deny`: the first bytes named a model endpoint before
+/// userspace had decided this process's policy; they are dropped (TCP
+/// sends them again) and userspace has been asked once.
+pub const SOCK_HELD: u32 = 128;
 
 pub const AF_INET: u16 = 2;
 pub const AF_INET6: u16 = 10;
@@ -117,7 +134,10 @@ pub struct ConnectEvent {
     /// `AF_INET` or `AF_INET6`; an IPv4-mapped IPv6 address arrives as `AF_INET6`.
     pub family: u16,
     pub protocol: u8,
-    pub _pad0: u8,
+    /// 1 when `--enforce deny` refused this `connect()` (EPERM): the
+    /// address is a provider's by a user's rule and the process may not
+    /// call providers directly.
+    pub refused: u8,
     /// `bpf_ktime_get_ns()`: monotonic, nanoseconds since boot.
     pub ts_ns: u64,
     /// The kernel's socket cookie: joins this record with payload and
@@ -245,14 +265,133 @@ pub struct SockState {
     /// as the sock_addr context holds it).
     pub dport: u32,
     pub daddr: [u32; 4],
-    pub _pad: u32,
+    /// The process that called `connect()`: the key of its policy.
+    pub tgid: u32,
     /// UDP: payload bytes of the current flow.
     pub bytes_sent: u64,
     pub bytes_received: u64,
 }
 
+/// `ENFORCE` load-time global: what the kernel does with first bytes that
+/// name a model endpoint from a workload that may not call one directly.
+/// Off and audit leave every packet alone (audit is counted in userspace).
+pub const ENFORCE_OFF: u32 = 0;
+pub const ENFORCE_DENY: u32 = 2;
+
+/// Entries of the kernel's model-endpoint name table (`DENY_NAMES`).
+pub const DENY_NAMES_MAX: u32 = 8192;
+/// Entries of the kernel's address-rule table (`ADDR_RULES`).
+pub const ADDR_RULES_MAX: u32 = 1024;
+/// Processes whose policy the kernel remembers (`POLICY`, LRU).
+pub const POLICY_ENTRIES: u32 = 16384;
+/// Longest server name the kernel reads from a ClientHello (a DNS name is
+/// at most 253 bytes).
+pub const SNI_MAX: usize = 256;
+/// TLS extensions the kernel walks looking for `server_name`.
+pub const TLS_EXTENSIONS_MAX: u32 = 32;
+
+/// Bits of a `DENY_NAMES` value. A name is matched from its last label
+/// backwards: every suffix at a label boundary, then the whole name; the
+/// longest match decides, an exact match over any suffix, as userspace's
+/// classifier does. `ALLOW` entries are the more specific patterns of a
+/// gateway, agent platform or ignored host under a model wildcard.
+pub const NAME_EXACT_DENY: u8 = 1;
+pub const NAME_EXACT_ALLOW: u8 = 2;
+pub const NAME_SUFFIX_DENY: u8 = 4;
+pub const NAME_SUFFIX_ALLOW: u8 = 8;
+
+/// Values of `POLICY`: may this process call model endpoints directly?
+pub const POLICY_MAY_DIRECT: u8 = 1;
+pub const POLICY_NOT_DIRECT: u8 = 2;
+
+/// Values of an `ADDR_RULES` entry's `verdict`.
+pub const ADDR_DENY: u8 = 1;
+pub const ADDR_ALLOW: u8 = 2;
+
+/// FNV-1a over a host name's bytes read from the last to the first,
+/// ASCII lower-cased: the kernel folds each byte as it walks back, so
+/// every suffix's hash is known at its dot without reading it twice.
+pub const NAME_HASH_SEED: u64 = 0xcbf2_9ce4_8422_2325;
+const NAME_HASH_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+#[inline(always)]
+pub fn name_hash_step(hash: u64, byte: u8) -> u64 {
+    (hash ^ u64::from(byte.to_ascii_lowercase())).wrapping_mul(NAME_HASH_PRIME)
+}
+
+/// The hash of `name` (no trailing dot) as the kernel computes it.
+pub fn name_hash(name: &[u8]) -> u64 {
+    name.iter()
+        .rev()
+        .fold(NAME_HASH_SEED, |h, b| name_hash_step(h, *b))
+}
+
+/// The key of `POLICY`: one process in one cgroup.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PolicyKey {
+    pub cgroup_id: u64,
+    pub tgid: u32,
+    pub _pad: u32,
+}
+
+/// A value of `ADDR_RULES`, an LPM trie keyed by 16-byte addresses: IPv4
+/// as IPv4-mapped IPv6 (`::ffff:a.b.c.d`, prefix + 96).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AddrRuleValue {
+    /// `ADDR_DENY` or `ADDR_ALLOW`.
+    pub verdict: u8,
+    pub _pad: u8,
+    /// The rule's port, or 0 for every port.
+    pub port: u16,
+}
+
+/// What an `EnforceEvent` reports.
+/// First bytes named a model endpoint before this process's policy was
+/// known: they were dropped for now, userspace should decide.
+pub const ENFORCE_HELD: u32 = 1;
+/// First bytes named a model endpoint from a process that may not call it
+/// directly: they were dropped; userspace should end the socket.
+pub const ENFORCE_DENIED: u32 = 2;
+
+/// `--enforce deny` at a connection's first bytes (`EVENT_ENFORCE`), with
+/// the connection's addresses as its packet carried them, which is what a
+/// `SOCK_DESTROY` request needs to find the socket.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "user",
+    derive(
+        zerocopy::FromBytes,
+        zerocopy::IntoBytes,
+        zerocopy::Immutable,
+        zerocopy::KnownLayout
+    )
+)]
+pub struct EnforceEvent {
+    pub kind: u32,
+    /// `ENFORCE_HELD` or `ENFORCE_DENIED`.
+    pub action: u32,
+    pub ts_ns: u64,
+    pub cookie: u64,
+    pub cgroup_id: u64,
+    pub tgid: u32,
+    pub family: u16,
+    /// Ports in host byte order.
+    pub sport: u16,
+    pub dport: u16,
+    pub _pad: [u8; 6],
+    /// Addresses in network byte order: IPv4 in the first 4 bytes.
+    pub saddr: [u8; 16],
+    pub daddr: [u8; 16],
+}
+
 #[cfg(feature = "user")]
 mod user {
+    // SAFETY: plain-old-data keys and values with explicit padding.
+    unsafe impl aya::Pod for super::PolicyKey {}
+    unsafe impl aya::Pod for super::AddrRuleValue {}
     // SAFETY: plain-old-data record with explicit padding and no pointers.
     unsafe impl aya::Pod for super::SockState {}
 }
@@ -275,5 +414,27 @@ mod tests {
         assert_eq!(core::mem::size_of::<StateEvent>(), 56);
         assert_eq!(core::mem::size_of::<SockState>(), 72);
         assert_eq!(core::mem::offset_of!(SockState, bytes_sent), 56);
+        assert_eq!(core::mem::size_of::<EnforceEvent>(), 80);
+        assert_eq!(core::mem::size_of::<PolicyKey>(), 16);
+        assert_eq!(core::mem::size_of::<AddrRuleValue>(), 4);
+    }
+
+    #[test]
+    fn name_hash_folds_case_and_reads_from_the_end() {
+        assert_eq!(name_hash(b"API.OpenAI.com"), name_hash(b"api.openai.com"));
+        assert_ne!(name_hash(b"api.openai.com"), name_hash(b"moc.ianepo.ipa"));
+        // The walk from the end passes the suffix's hash at its dot.
+        let suffix = name_hash(b"openai.azure.com");
+        let mut h = NAME_HASH_SEED;
+        let name = b"x.openai.azure.com";
+        let mut at_dots = std::vec::Vec::new();
+        for b in name.iter().rev() {
+            if *b == b'.' {
+                at_dots.push(h);
+            }
+            h = name_hash_step(h, *b);
+        }
+        assert!(at_dots.contains(&suffix));
+        assert_eq!(h, name_hash(name));
     }
 }

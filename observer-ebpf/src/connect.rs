@@ -18,6 +18,7 @@ use observer_common::{
 };
 
 use crate::{
+    enforce,
     lifecycle::{emit_close, end_udp_flow},
     maps::{EVENTS, OWN_TGID, QUIC_PORTS, count_drop, sock_state, submit_flags},
 };
@@ -32,21 +33,23 @@ struct Dest {
     dport: u16,
 }
 
-pub fn try_connect(ctx: &SockAddrContext, family: u16) -> Result<(), i64> {
+/// Returns false when `--enforce deny` refuses the connect.
+pub fn try_connect(ctx: &SockAddrContext, family: u16) -> Result<bool, i64> {
     // SAFETY: the kernel hands every sock_addr program a valid context.
     let sa = unsafe { &*ctx.sock_addr };
     // Context fields must be read one aligned u32 at a time (the verifier
     // rejects merged loads), hence the volatile reads.
     let sock_type = unsafe { read_volatile(addr_of!(sa.type_)) };
     if sock_type == SOCK_DGRAM {
-        return try_udp(ctx, family);
+        return try_udp(ctx, family).map(|()| true);
     }
     if sock_type != SOCK_STREAM {
-        return Ok(());
+        return Ok(true);
     }
     let pid_tgid = bpf_get_current_pid_tgid();
-    if (pid_tgid >> 32) as u32 == OWN_TGID.load() {
-        return Ok(());
+    let tgid = (pid_tgid >> 32) as u32;
+    if tgid == OWN_TGID.load() {
+        return Ok(true);
     }
     // SAFETY: helper calls on the program's own context.
     let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
@@ -69,11 +72,13 @@ pub fn try_connect(ctx: &SockAddrContext, family: u16) -> Result<(), i64> {
         };
         *state = SockState {
             flags: SOCK_WATCHED | dns,
+            tgid,
             ..SockState::default()
         };
     }
-    emit_connect(ctx, family, IPPROTO_TCP, cookie, &dest, pid_tgid);
-    Ok(())
+    let refused = enforce::refuse_connect(family, &dest.daddr, dest.dport, tgid);
+    emit_connect(ctx, family, IPPROTO_TCP, cookie, &dest, pid_tgid, refused);
+    Ok(!refused)
 }
 
 /// A UDP `connect()` or unconnected send: a flow starts when a socket
@@ -116,9 +121,10 @@ pub fn try_udp(ctx: &SockAddrContext, family: u16) -> Result<(), i64> {
         dests: state.dests + 1,
         dport: u32::from(dest.dport),
         daddr: dest.daddr,
+        tgid: (pid_tgid >> 32) as u32,
         ..SockState::default()
     };
-    emit_connect(ctx, family, IPPROTO_UDP, cookie, &dest, pid_tgid);
+    emit_connect(ctx, family, IPPROTO_UDP, cookie, &dest, pid_tgid, false);
     Ok(())
 }
 
@@ -162,6 +168,7 @@ fn emit_connect(
     cookie: u64,
     dest: &Dest,
     pid_tgid: u64,
+    refused: bool,
 ) {
     let mut daddr = [0u8; 16];
     for (i, word) in dest.daddr.iter().enumerate() {
@@ -176,7 +183,7 @@ fn emit_connect(
         kind: EVENT_CONNECT,
         family,
         protocol,
-        _pad0: 0,
+        refused: u8::from(refused),
         ts_ns: unsafe { bpf_ktime_get_ns() },
         cookie,
         cgroup_id: unsafe { bpf_get_current_cgroup_id() },

@@ -1,11 +1,13 @@
-//! gatewatch's kernel programs. They observe and never decide: every program
-//! allows the operation it sees, copies a bounded record into the ring buffer
-//! and returns. Names, classification and counting happen in userspace.
+//! gatewatch's kernel programs. They observe: every program copies a
+//! bounded record into the ring buffer and returns. Names, classification
+//! and counting happen in userspace. They decide only with `--enforce deny`
+//! (see `enforce`), and any failure to decide lets the traffic through.
 #![no_std]
 #![no_main]
 
 mod connect;
 mod dns;
+mod enforce;
 mod lifecycle;
 mod maps;
 mod net;
@@ -19,17 +21,32 @@ use observer_common::{AF_INET, AF_INET6};
 
 /// Return value of cgroup programs that lets the packet or call through.
 const ALLOW: i32 = 1;
+/// Return value that drops the packet or fails the call with EPERM
+/// (`--enforce deny` only).
+const DENY: i32 = 0;
 
 #[cgroup_sock_addr(connect4)]
 pub fn connect4(ctx: SockAddrContext) -> i32 {
-    let _ = connect::try_connect(&ctx, AF_INET);
-    ALLOW
+    verdict(connect::try_connect(&ctx, AF_INET))
 }
 
 #[cgroup_sock_addr(connect6)]
 pub fn connect6(ctx: SockAddrContext) -> i32 {
-    let _ = connect::try_connect(&ctx, AF_INET6);
-    ALLOW
+    verdict(connect::try_connect(&ctx, AF_INET6))
+}
+
+/// Only an explicit `false` denies: any failure to decide lets through.
+#[inline(always)]
+fn verdict(allow: Result<bool, i64>) -> i32 {
+    let v = if matches!(allow, Ok(false)) {
+        DENY
+    } else {
+        ALLOW
+    };
+    // LLVM would return the flag byte itself, which the verifier cannot
+    // bound to 0..=1; the opaque read and mask give it both bounds.
+    // SAFETY: volatile read of a local.
+    unsafe { core::ptr::read_volatile(&v) & ALLOW }
 }
 
 /// Unconnected UDP sends to QUIC ports: the start of each UDP flow.
@@ -48,8 +65,7 @@ pub fn sendmsg6(ctx: SockAddrContext) -> i32 {
 /// First payload bytes of connections seen by `connect*`, for TLS SNI and HTTP Host.
 #[cgroup_skb(egress)]
 pub fn egress(ctx: SkBuffContext) -> i32 {
-    let _ = payload::try_egress(&ctx);
-    ALLOW
+    verdict(payload::try_egress(&ctx))
 }
 
 /// DNS responses received by workloads, for names of destination IPs.

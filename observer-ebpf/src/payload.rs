@@ -3,7 +3,8 @@
 //! most `PAYLOAD_SEGMENTS_MAX` segments; for QUIC flows, the bytes of every
 //! datagram and the first long-header datagrams. Connections that are
 //! done, or were never watched, leave after one socket-local storage
-//! lookup.
+//! lookup. With `--enforce deny`, a first segment naming a model endpoint
+//! may be dropped here (see `enforce`).
 use aya_ebpf::{
     EbpfContext as _,
     helpers::generated::{bpf_get_socket_cookie, bpf_ktime_get_ns, bpf_skb_load_bytes},
@@ -12,10 +13,12 @@ use aya_ebpf::{
 use observer_common::{
     DROP_DATAGRAM, DROP_HELLO_CUT, DROP_PAYLOAD, DROP_SKB_LOAD, EVENT_DATAGRAM, EVENT_PAYLOAD,
     IPPROTO_TCP, IPPROTO_UDP, PAYLOAD_CAPTURE_MAX, PAYLOAD_SEGMENTS_MAX, PayloadHeader,
-    QUIC_DATAGRAMS_MAX, SOCK_CAPTURE_DONE, SOCK_UDP, SockState,
+    QUIC_DATAGRAMS_MAX, SOCK_CAPTURE_DONE, SOCK_DENIED, SOCK_ENFORCE_DONE, SOCK_HELD, SOCK_UDP,
+    SockState,
 };
 
 use crate::{
+    enforce::{self, FirstBytes},
     maps::{EVENTS, count_drop, sock_state, submit_flags},
     net::{l4_offset, read},
 };
@@ -34,21 +37,23 @@ const _: () = assert!(
     "the length mask needs a power of two"
 );
 
-pub fn try_egress(ctx: &SkBuffContext) -> Result<(), i64> {
+/// Returns false when the segment must not leave (`--enforce deny`).
+pub fn try_egress(ctx: &SkBuffContext) -> Result<bool, i64> {
     // SAFETY: reading a field of the program's own context.
     let sk = unsafe { (*ctx.skb.skb).__bindgen_anon_2.sk };
     let state = sock_state(sk, false);
     if state.is_null() {
-        return Ok(());
+        return Ok(true);
     }
     // SAFETY: socket-local storage of this socket, valid for the run; the
     // socket lock serialises egress of one connection.
     let state = unsafe { &mut *state };
     if state.flags & SOCK_UDP != 0 {
-        return udp_egress(ctx, state);
+        return udp_egress(ctx, state).map(|()| true);
     }
-    if state.flags & SOCK_CAPTURE_DONE != 0 {
-        return Ok(());
+    let enforcing = state.flags & SOCK_ENFORCE_DONE == 0 && enforce::enabled();
+    if state.flags & (SOCK_CAPTURE_DONE | SOCK_DENIED) == SOCK_CAPTURE_DONE && !enforcing {
+        return Ok(true);
     }
 
     let l4 = l4_offset(ctx, IPPROTO_TCP).ok_or(0)?;
@@ -58,7 +63,23 @@ pub fn try_egress(ctx: &SkBuffContext) -> Result<(), i64> {
     let payload_off = l4 + ((doff >> 4) as usize) * 4;
     let total = ctx.len().saturating_sub(payload_off as u32);
     if total == 0 {
-        return Ok(()); // SYN, pure ACK
+        return Ok(true); // SYN, pure ACK, and the FIN or RST that ends a denied socket
+    }
+    if state.flags & SOCK_DENIED != 0 {
+        return Ok(false);
+    }
+    let mut allow = true;
+    if enforcing && (state.segments == 0 || seq == state.first_seq) {
+        let held_before = state.flags & SOCK_HELD != 0;
+        if let FirstBytes::Drop = enforce::first_bytes(ctx, state, l4, payload_off, total) {
+            if held_before || state.segments != 0 {
+                return Ok(false); // a resend: its bytes were copied the first time
+            }
+            allow = false;
+        }
+    }
+    if state.flags & SOCK_CAPTURE_DONE != 0 {
+        return Ok(allow);
     }
 
     let offset = if state.segments == 0 {
@@ -70,7 +91,7 @@ pub fn try_egress(ctx: &SkBuffContext) -> Result<(), i64> {
     };
     if offset >= CAPTURE_MAX {
         state.flags |= SOCK_CAPTURE_DONE;
-        return Ok(());
+        return Ok(allow);
     }
     state.segments += 1;
     let end = offset.saturating_add(total);
@@ -92,7 +113,7 @@ pub fn try_egress(ctx: &SkBuffContext) -> Result<(), i64> {
         total,
         DROP_PAYLOAD,
     );
-    Ok(())
+    Ok(allow)
 }
 
 /// A datagram of a followed UDP flow: its payload bytes are counted, and

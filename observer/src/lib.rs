@@ -9,6 +9,9 @@
 //! - [`classification`]: its route (gateway, direct, gateway_upstream, agent_platform, other);
 //! - [`flows`]: one record per connection (TCP) or UDP flow to a QUIC port,
 //!   joined by socket cookie, followed to its close;
+//! - [`enforcement`]: with `--enforce audit|deny`, the policy that only
+//!   gateway workloads (and an allow list) call model endpoints directly,
+//!   the kernel's tables for it, and ending denied sockets;
 //! - [`outputs`]: Prometheus metrics, the flow log and the JSON API;
 //! - [`agents`]: an extra output joining cloud facts: how the Foundry
 //!   agents a workload calls reach their models (gateway or direct), from
@@ -24,6 +27,7 @@ pub mod capture;
 pub mod classification;
 pub mod cli;
 pub mod daemon;
+pub mod enforcement;
 pub mod fast_map;
 pub mod flows;
 pub mod naming;

@@ -43,6 +43,7 @@ fn table() -> (FlowTable<Outputs>, Arc<Metrics>, Arc<FlowLog>) {
         label_cap: CAP,
         max_live: DEFAULT_MAX_LIVE,
         series_ttl: Duration::from_secs(300),
+        enforce: observer::enforcement::Mode::Off,
     };
     // Every cgroup but the fixed one is its own pod, namespace and container.
     let identify: Identify = Box::new(|cgroup_id, _, _| {
@@ -53,6 +54,7 @@ fn table() -> (FlowTable<Outputs>, Arc<Metrics>, Arc<FlowLog>) {
                 container: "agent".into(),
                 exe: "/usr/bin/agent".into(),
                 is_gateway: false,
+                allowed_direct: false,
             }
         } else {
             WorkloadInfo {
@@ -61,6 +63,7 @@ fn table() -> (FlowTable<Outputs>, Arc<Metrics>, Arc<FlowLog>) {
                 container: format!("c-{cgroup_id}"),
                 exe: "/usr/bin/agent".into(),
                 is_gateway: false,
+                allowed_direct: false,
             }
         }
     });
@@ -92,6 +95,7 @@ fn connection(t: &mut FlowTable<Outputs>, cookie: u64, cgroup_id: u64, comm: &st
             protocol: 6,
             dst,
             comm: comm.to_owned(),
+            refused: false,
         }),
         now,
     );

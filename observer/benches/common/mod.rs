@@ -29,6 +29,7 @@ pub fn table() -> (FlowTable<Outputs>, Arc<Metrics>) {
         label_cap: DEFAULT_LABEL_CAP,
         max_live: DEFAULT_MAX_LIVE,
         series_ttl: Duration::from_secs(300),
+        enforce: observer::enforcement::Mode::Off,
     };
     let identify: Identify = Box::new(|_, _, _| WorkloadInfo {
         exe: "/usr/bin/python3".into(),
@@ -65,7 +66,7 @@ pub fn connect(cookie: u64, cgroup_id: u64, dst: Ipv4Addr, port: u16) -> Vec<u8>
         kind: common::EVENT_CONNECT,
         family: common::AF_INET,
         protocol: common::IPPROTO_TCP,
-        _pad0: 0,
+        refused: 0,
         ts_ns: 1_000,
         cookie,
         cgroup_id,

@@ -19,6 +19,30 @@ pub struct ConnectEvent {
     /// IPv4-mapped IPv6 destinations are reported as IPv4.
     pub dst: SocketAddr,
     pub comm: String,
+    /// `--enforce deny` refused this `connect()` (EPERM).
+    pub refused: bool,
+}
+
+/// What `--enforce deny` did at a connection's first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnforceAction {
+    /// Held until userspace decides this process's policy.
+    Held,
+    /// Dropped: the process may not call this model endpoint directly.
+    Denied,
+}
+
+/// `--enforce deny` acted on a connection's first segment; the addresses
+/// are as its packet carried them (what `SOCK_DESTROY` needs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EnforceEvent {
+    pub ts_ns: u64,
+    pub cookie: u64,
+    pub cgroup_id: u64,
+    pub tgid: u32,
+    pub action: EnforceAction,
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
 }
 
 /// Bytes copied by the kernel: the start of a connection's outbound stream
@@ -76,12 +100,14 @@ pub enum Event {
     Datagram(Chunk),
     /// A segment of DNS answers received over TCP.
     DnsTcp(Chunk),
+    Enforce(EnforceEvent),
 }
 
 impl Event {
     /// Every `kind` label value, for counters that start at 0.
-    pub const KINDS: [&'static str; 6] =
-        ["connect", "payload", "dns", "state", "datagram", "dns_tcp"];
+    pub const KINDS: [&'static str; 7] = [
+        "connect", "payload", "dns", "state", "datagram", "dns_tcp", "enforce",
+    ];
 
     /// The `kind` label of `gatewatch_events_total`.
     pub fn kind(&self) -> &'static str {
@@ -92,6 +118,7 @@ impl Event {
             Event::State(_) => "state",
             Event::Datagram(_) => "datagram",
             Event::DnsTcp(_) => "dns_tcp",
+            Event::Enforce(_) => "enforce",
         }
     }
 }
@@ -106,6 +133,8 @@ pub enum DecodeError {
     UnknownKind(u32),
     #[error("unknown connection state {0}")]
     UnknownState(u32),
+    #[error("unknown enforcement action {0}")]
+    UnknownAction(u32),
     #[error("unknown address family {0}")]
     Family(u16),
     #[error("payload length {len} exceeds the {max}-byte capture buffer")]
@@ -145,7 +174,36 @@ pub fn decode(record: &[u8]) -> Result<Event, DecodeError> {
                 change,
             }))
         }
+        common::EVENT_ENFORCE => {
+            let raw: common::EnforceEvent = read_exact(record, kind)?;
+            let action = match raw.action {
+                common::ENFORCE_HELD => EnforceAction::Held,
+                common::ENFORCE_DENIED => EnforceAction::Denied,
+                other => return Err(DecodeError::UnknownAction(other)),
+            };
+            Ok(Event::Enforce(EnforceEvent {
+                ts_ns: raw.ts_ns,
+                cookie: raw.cookie,
+                cgroup_id: raw.cgroup_id,
+                tgid: raw.tgid,
+                action,
+                src: SocketAddr::new(ip_of(raw.family, raw.saddr)?, raw.sport),
+                dst: SocketAddr::new(ip_of(raw.family, raw.daddr)?, raw.dport),
+            }))
+        }
         other => Err(DecodeError::UnknownKind(other)),
+    }
+}
+
+/// An address as the kernel records carry it: IPv4 in the first 4 bytes;
+/// IPv4-mapped IPv6 is reported as IPv4.
+fn ip_of(family: u16, addr: [u8; 16]) -> Result<IpAddr, DecodeError> {
+    match family {
+        common::AF_INET => Ok(IpAddr::V4(Ipv4Addr::new(
+            addr[0], addr[1], addr[2], addr[3],
+        ))),
+        common::AF_INET6 => Ok(IpAddr::V6(Ipv6Addr::from(addr)).to_canonical()),
+        other => Err(DecodeError::Family(other)),
     }
 }
 
@@ -159,16 +217,7 @@ fn read_exact<T: FromBytes>(record: &[u8], kind: u32) -> Result<T, DecodeError> 
 }
 
 fn connect_from_raw(raw: &common::ConnectEvent) -> Result<ConnectEvent, DecodeError> {
-    let ip = match raw.family {
-        common::AF_INET => IpAddr::V4(Ipv4Addr::new(
-            raw.daddr[0],
-            raw.daddr[1],
-            raw.daddr[2],
-            raw.daddr[3],
-        )),
-        common::AF_INET6 => IpAddr::V6(Ipv6Addr::from(raw.daddr)).to_canonical(),
-        other => return Err(DecodeError::Family(other)),
-    };
+    let ip = ip_of(raw.family, raw.daddr)?;
     let comm_len = raw
         .comm
         .iter()
@@ -184,6 +233,7 @@ fn connect_from_raw(raw: &common::ConnectEvent) -> Result<ConnectEvent, DecodeEr
         protocol: raw.protocol,
         dst: SocketAddr::new(ip, raw.dport),
         comm: String::from_utf8_lossy(&raw.comm[..comm_len]).into_owned(),
+        refused: raw.refused != 0,
     })
 }
 
@@ -234,6 +284,10 @@ pub mod encode {
         raw.as_bytes().to_vec()
     }
 
+    pub fn enforce(raw: &common::EnforceEvent) -> Vec<u8> {
+        raw.as_bytes().to_vec()
+    }
+
     /// As the kernel sends it: the header and just the copied bytes.
     pub fn chunk(kind: u32, cookie: u64, cgroup_id: u64, offset: u32, data: &[u8]) -> Vec<u8> {
         let len = data.len().min(common::PAYLOAD_CAPTURE_MAX);
@@ -263,7 +317,7 @@ mod tests {
             kind: common::EVENT_CONNECT,
             family,
             protocol: common::IPPROTO_TCP,
-            _pad0: 0,
+            refused: 0,
             ts_ns: 7,
             cookie: 42,
             cgroup_id: 9,
@@ -324,6 +378,46 @@ mod tests {
         assert_eq!((c.offset, c.data.len()), (1, 5));
         let rec = encode::chunk(common::EVENT_DNS_TCP, 5, 6, 2, b"\x00\x01");
         assert!(matches!(decode(&rec), Ok(Event::DnsTcp(c)) if c.offset == 2));
+    }
+
+    fn raw_enforce(action: u32, family: u16) -> common::EnforceEvent {
+        let (mut saddr, mut daddr) = ([0u8; 16], [0u8; 16]);
+        saddr[..4].copy_from_slice(&[10, 0, 0, 1]);
+        daddr[..4].copy_from_slice(&[10, 0, 0, 2]);
+        common::EnforceEvent {
+            kind: common::EVENT_ENFORCE,
+            action,
+            ts_ns: 3,
+            cookie: 77,
+            cgroup_id: 5,
+            tgid: 900,
+            family,
+            sport: 40000,
+            dport: 443,
+            _pad: [0; 6],
+            saddr,
+            daddr,
+        }
+    }
+
+    #[test]
+    fn decodes_enforcement_with_the_connection_addresses() {
+        let rec = encode::enforce(&raw_enforce(common::ENFORCE_DENIED, common::AF_INET));
+        let Ok(Event::Enforce(e)) = decode(&rec) else {
+            panic!("expected an enforcement record")
+        };
+        assert_eq!(e.action, EnforceAction::Denied);
+        assert_eq!(e.src, "10.0.0.1:40000".parse().unwrap());
+        assert_eq!(e.dst, "10.0.0.2:443".parse().unwrap());
+        assert_eq!((e.cookie, e.cgroup_id, e.tgid), (77, 5, 900));
+    }
+
+    #[test]
+    fn an_unknown_enforcement_action_or_family_is_an_error() {
+        let rec = encode::enforce(&raw_enforce(9, common::AF_INET));
+        assert_eq!(decode(&rec), Err(DecodeError::UnknownAction(9)));
+        let rec = encode::enforce(&raw_enforce(common::ENFORCE_HELD, 3));
+        assert_eq!(decode(&rec), Err(DecodeError::Family(3)));
     }
 
     #[test]

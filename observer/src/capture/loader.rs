@@ -14,8 +14,11 @@ use aya::{
         SockOps,
     },
 };
-use observer_common::{DROP_SLOTS, PAYLOAD_SEGMENTS_MAX, QUIC_PORTS_MAX};
+use observer_common::{
+    DROP_SLOTS, ENFORCE_DENY, ENFORCE_OFF, PAYLOAD_SEGMENTS_MAX, QUIC_PORTS_MAX,
+};
 
+use super::enforce_maps::{KernelTables, PolicyMap};
 use super::{
     cgroup::{find_cgroup2_root, is_cgroup2},
     own_tgid::own_host_tgid,
@@ -118,6 +121,9 @@ pub struct LoadOptions {
     pub proc_root: PathBuf,
     /// UDP destination ports followed as QUIC (at most `QUIC_PORTS_MAX`).
     pub quic_ports: Vec<u16>,
+    /// `--enforce deny`: the tables the kernel decides with, written
+    /// before any program is attached.
+    pub enforce: Option<KernelTables>,
 }
 
 /// Loaded and attached programs. Dropping this detaches everything.
@@ -138,6 +144,9 @@ impl Probes {
         let (cgroup, cgroup_file) = open_cgroup(opts.cgroup.as_deref())?;
         raise_memlock_limit();
         let mut ebpf = load(opts)?;
+        if let Some(tables) = &opts.enforce {
+            tables.write(&mut ebpf)?;
+        }
         attach_all(&mut ebpf, &cgroup_file, &cgroup)?;
         log::info!(
             "attached {} programs to {} (payload capture: up to {} segments per connection)",
@@ -158,6 +167,18 @@ impl Probes {
                 source: "not in the eBPF object".into(),
             })?;
         RingBuf::try_from(map).map_err(|e| classify_err("open the EVENTS ring buffer", e))
+    }
+
+    /// The per-process policy map (`--enforce deny`); call once.
+    pub fn take_policy(&mut self) -> Result<PolicyMap, LoadError> {
+        let map = self
+            .ebpf
+            .take_map("POLICY")
+            .ok_or_else(|| LoadError::Other {
+                action: "find map POLICY".into(),
+                source: "not in the eBPF object".into(),
+            })?;
+        PolicyMap::try_from(map).map_err(|e| classify_err("open the POLICY map", e))
     }
 
     /// Total records lost per drop slot, summed over CPUs.
@@ -217,8 +238,14 @@ fn load(opts: &LoadOptions) -> Result<Ebpf, LoadError> {
     for (slot, port) in quic_ports.iter_mut().zip(&opts.quic_ports) {
         *slot = *port;
     }
+    let enforce = if opts.enforce.is_some() {
+        ENFORCE_DENY
+    } else {
+        ENFORCE_OFF
+    };
     let mut ebpf = EbpfLoader::new()
         .override_global("OWN_TGID", &own_tgid, true)
+        .override_global("ENFORCE", &enforce, true)
         .override_global("QUIC_PORTS", &quic_ports, true)
         .override_global("WAKEUP_BYTES", &wakeup_bytes, true)
         .override_global("AYA_LOG_LEVEL", &log_level, false)

@@ -7,6 +7,7 @@
 //! [`Event`].
 pub mod cgroup;
 pub mod decode;
+pub mod enforce_maps;
 pub mod loader;
 pub mod own_tgid;
 pub mod privileges;
@@ -14,6 +15,8 @@ pub mod ring;
 
 pub use cgroup::find_cgroup2_root;
 pub use decode::{
-    Chunk, Closed, ConnectEvent, DecodeError, Event, StateChange, StateEvent, decode,
+    Chunk, Closed, ConnectEvent, DecodeError, EnforceAction, EnforceEvent, Event, StateChange,
+    StateEvent, decode,
 };
+pub use enforce_maps::{KernelTables, PolicyMap};
 pub use loader::{LoadError, LoadOptions, PROGRAMS, Probes};

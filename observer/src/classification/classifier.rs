@@ -124,6 +124,11 @@ impl Classifier {
         &self.catalog
     }
 
+    /// Host patterns the catalogue must not name (`ignore`).
+    pub fn ignored(&self) -> &[HostPattern] {
+        &self.ignore
+    }
+
     /// Classifies a connection to `addr:port` whose client asked for `name`.
     pub fn classify(
         &self,

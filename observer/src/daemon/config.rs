@@ -7,6 +7,7 @@ use super::settings::{NamedPatterns, Settings};
 use crate::{
     agents::{audit::MIN_INTERVAL, credential::Mode, endpoint::ProjectEndpoint, http::Roots},
     classification::{HostPattern, Kind, Pattern, Rule},
+    enforcement::Mode as EnforceMode,
     workload::{GatewaySelector, WorkloadConfig},
 };
 
@@ -42,6 +43,10 @@ pub struct Config {
     /// Where workload names come from; `cgroup_root` is set at attach time.
     pub workload_paths: WorkloadConfig,
     pub gateway_workloads: Vec<GatewaySelector>,
+    /// `--enforce`.
+    pub enforce: EnforceMode,
+    /// `--allow-direct`: may call model endpoints directly under `--enforce`.
+    pub allow_direct: Vec<GatewaySelector>,
     pub kube_api: bool,
     /// Set (not empty) whenever `kube_api` is.
     pub node_name: Option<String>,
@@ -174,6 +179,22 @@ impl Config {
             gateway_workloads: [
                 selectors(Layer::File, &file.gateway_workloads)?,
                 selectors(Layer::Flags, &flags.gateway_workloads)?,
+            ]
+            .concat(),
+            enforce: s.enforce.unwrap_or_default(),
+            allow_direct: [
+                selectors_of(
+                    Layer::File,
+                    "allow_direct",
+                    "--allow-direct",
+                    &file.allow_direct,
+                )?,
+                selectors_of(
+                    Layer::Flags,
+                    "allow_direct",
+                    "--allow-direct",
+                    &flags.allow_direct,
+                )?,
             ]
             .concat(),
             kube_api,
@@ -392,14 +413,22 @@ fn ignore_patterns(layer: Layer, patterns: &[String]) -> Result<Vec<HostPattern>
 }
 
 fn selectors(layer: Layer, selectors: &[String]) -> Result<Vec<GatewaySelector>, ConfigError> {
+    selectors_of(layer, "gateway_workloads", "--gateway-workload", selectors)
+}
+
+/// Workload selectors of the setting `key` (`--flag`), checked by field.
+fn selectors_of(
+    layer: Layer,
+    key: &str,
+    flag: &str,
+    selectors: &[String],
+) -> Result<Vec<GatewaySelector>, ConfigError> {
     selectors
         .iter()
         .enumerate()
         .map(|(i, sel)| {
-            GatewaySelector::parse(sel).map_err(|e| {
-                let field = layer.field("gateway_workloads", "--gateway-workload", i);
-                field_error(field, e.to_string())
-            })
+            GatewaySelector::parse(sel)
+                .map_err(|e| field_error(layer.field(key, flag, i), e.to_string()))
         })
         .collect()
 }
@@ -519,6 +548,25 @@ patterns = ["127.0.0.2:443", "[::1]:443"]
         )
         .expect_err("provider flag needs a name");
         assert!(err.to_string().contains("NAME=PATTERN"), "{err}");
+    }
+
+    #[test]
+    fn enforce_and_allow_direct_are_read_from_file_and_flags() {
+        let c = build(
+            "enforce = \"audit\"\nallow_direct = [\"namespace=batch\"]\n",
+            Settings {
+                allow_direct: vec!["process=jupyter".into()],
+                ..Settings::default()
+            },
+        )
+        .expect("valid");
+        assert_eq!(c.enforce, EnforceMode::Audit);
+        assert_eq!(c.allow_direct.len(), 2);
+        let err = build("allow_direct = [\"colour=blue\"]\n", Settings::default())
+            .expect_err("bad selector");
+        assert!(err.to_string().starts_with("allow_direct[0]:"), "{err}");
+        let err = build("enforce = \"block\"\n", Settings::default()).expect_err("bad mode");
+        assert!(err.to_string().contains("enforce"), "{err}");
     }
 
     #[test]

@@ -19,6 +19,7 @@ use crate::{
         ring::{DropCounters, drain},
     },
     classification::{Catalog, Classifier},
+    enforcement::{Enforcer, Mode as EnforceMode, kernel_tables},
     flows::{
         DEFAULT_MAX_LIVE, FlowSettings, FlowSink as _, FlowTable, Identify, Note, WorkloadInfo,
     },
@@ -33,9 +34,11 @@ const TICK: Duration = Duration::from_millis(25);
 /// How often the kernel's per-CPU drop counters are read and what ended is
 /// swept (label sets past the series TTL, expired DNS answers).
 const DROPS_EVERY: Duration = Duration::from_secs(1);
+/// How often `--enforce deny` forgets the policy of processes that ended.
+const POLICY_SWEEP_EVERY: Duration = Duration::from_secs(30);
 
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::with_enforce(cfg.enforce));
     let log = Arc::new(FlowLog::new());
     let state = Arc::new(AppState::new(metrics.clone(), log.clone(), cfg.view()));
     // Bind before attaching: a busy port fails without touching the kernel.
@@ -83,28 +86,54 @@ struct Pipeline {
     ring: AsyncFd<RingBuf<MapData>>,
     table: FlowTable<Outputs>,
     drops: DropCounters,
+    /// `--enforce deny` only.
+    enforcer: Option<Enforcer>,
 }
 
 impl Pipeline {
     fn attach(cfg: &Config, kube: Option<&PodWatcher>, outputs: Outputs) -> anyhow::Result<Self> {
-        let mut probes = Probes::load_and_attach(&LoadOptions {
-            cgroup: cfg.cgroup.clone(),
-            ring_bytes: cfg.ring_bytes,
-            ebpf_debug: cfg.ebpf_debug,
-            proc_root: cfg.workload_paths.proc_root.clone(),
-            quic_ports: cfg.quic_ports.clone(),
-        })?;
-        let ring = probes.take_ring()?;
-        // SAFETY: the AsyncFd owns the ring buffer, so its fd stays open for as
-        // long as it is registered.
-        let ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
-            .context("cannot poll the ring buffer")?;
         let classifier = Classifier::new(
             cfg.rules.clone(),
             Catalog::builtin().clone(),
             cfg.ignore.clone(),
             cfg.catalog_gateways,
         );
+        let enforce = (cfg.enforce == EnforceMode::Deny).then(|| kernel_tables(&classifier));
+        if let Some(tables) = &enforce {
+            tables
+                .check_size()
+                .map_err(|e| anyhow::anyhow!("--enforce deny: {e}"))?;
+        }
+        let mut probes = Probes::load_and_attach(&LoadOptions {
+            cgroup: cfg.cgroup.clone(),
+            ring_bytes: cfg.ring_bytes,
+            ebpf_debug: cfg.ebpf_debug,
+            proc_root: cfg.workload_paths.proc_root.clone(),
+            quic_ports: cfg.quic_ports.clone(),
+            enforce,
+        })?;
+        let enforcer = match cfg.enforce {
+            EnforceMode::Deny => {
+                log::info!(
+                    "--enforce deny: direct model calls are stopped except from gateway workloads and --allow-direct"
+                );
+                Some(Enforcer::new(
+                    probes.take_policy()?,
+                    cfg.workload_paths.proc_root.clone(),
+                    outputs.metrics.clone(),
+                ))
+            }
+            EnforceMode::Audit => {
+                log::info!("--enforce audit: direct model calls are counted, never stopped");
+                None
+            }
+            EnforceMode::Off => None,
+        };
+        let ring = probes.take_ring()?;
+        // SAFETY: the AsyncFd owns the ring buffer, so its fd stays open for as
+        // long as it is registered.
+        let ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
+            .context("cannot poll the ring buffer")?;
         let settings = FlowSettings {
             name_wait: cfg.name_wait,
             record_other_endpoints: cfg.record_other_endpoints,
@@ -113,6 +142,7 @@ impl Pipeline {
             label_cap: cfg.label_cap,
             max_live: DEFAULT_MAX_LIVE,
             series_ttl: cfg.series_ttl,
+            enforce: cfg.enforce,
         };
         let identify = identify(cfg, probes.cgroup.clone(), kube.map(PodWatcher::pods));
         Ok(Self {
@@ -120,6 +150,7 @@ impl Pipeline {
             probes,
             ring,
             drops: DropCounters::default(),
+            enforcer,
         })
     }
 
@@ -131,28 +162,45 @@ impl Pipeline {
         let mut tick = interval(TICK);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut next_drops = Instant::now();
+        let mut next_policy_sweep = Instant::now() + POLICY_SWEEP_EVERY;
         loop {
             tokio::select! {
                 guard = self.ring.readable_mut() => {
                     let mut guard = guard.context("ring buffer poll failed")?;
                     drain_into(guard.get_inner_mut(), &mut self.table);
                     guard.clear_ready();
+                    self.enforce();
                 }
                 _ = tick.tick() => {
                     // Records below the kernel's wakeup threshold arrive
                     // without a wakeup: the tick collects them.
                     drain_into(self.ring.get_mut(), &mut self.table);
                     self.table.expire(Instant::now().into_std());
+                    self.enforce();
                     if Instant::now() >= next_drops {
                         self.count_kernel_drops();
                         self.table.sweep(Instant::now().into_std());
                         next_drops = Instant::now() + DROPS_EVERY;
+                    }
+                    if Instant::now() >= next_policy_sweep {
+                        if let Some(enforcer) = &mut self.enforcer {
+                            enforcer.sweep();
+                        }
+                        next_policy_sweep = Instant::now() + POLICY_SWEEP_EVERY;
                     }
                 }
                 _ = sigterm.recv() => { log::info!("SIGTERM: detaching"); return Ok(()); }
                 _ = sigint.recv() => { log::info!("SIGINT: detaching"); return Ok(()); }
                 _ = stop.changed() => return Ok(()),
             }
+        }
+    }
+
+    /// Carries out what the flow table decided (`--enforce deny`).
+    fn enforce(&mut self) {
+        let actions = self.table.take_actions();
+        if let Some(enforcer) = &mut self.enforcer {
+            enforcer.apply(actions);
         }
     }
 
@@ -210,15 +258,18 @@ fn identify(cfg: &Config, cgroup_root: std::path::PathBuf, kube: Option<KubePods
         workloads = workloads.with_kube_pods(pods);
     }
     let selectors = cfg.gateway_workloads.clone();
+    let allow_direct = cfg.allow_direct.clone();
     Box::new(move |cgroup_id, tgid, comm| {
         let w = workloads.identify(cgroup_id, tgid, comm);
         let is_gateway = selectors.iter().any(|s| s.matches(&w, comm));
+        let allowed_direct = allow_direct.iter().any(|s| s.matches(&w, comm));
         WorkloadInfo {
             namespace: w.namespace,
             pod: w.pod,
             container: w.container,
             exe: w.exe,
             is_gateway,
+            allowed_direct,
         }
     })
 }

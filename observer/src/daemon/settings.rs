@@ -12,7 +12,7 @@ use clap::{Args, builder::BoolishValueParser};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{agents::credential::Mode, classification::Kind};
+use crate::{agents::credential::Mode, classification::Kind, enforcement::Mode as EnforceMode};
 
 /// Default of `agent_audit_interval_secs`.
 pub const DEFAULT_AGENT_AUDIT_SECS: u64 = crate::agents::audit::DEFAULT_INTERVAL.as_secs();
@@ -141,6 +141,18 @@ pub struct Settings {
     )]
     #[serde(default)]
     pub gateway_workloads: Vec<String>,
+    /// Make the gateway the only way to a model: off, audit (count direct model calls from workloads that are neither gateway workloads nor on --allow-direct) or deny (also stop them: connect() refused or first bytes dropped and the socket ended). Restart to change the policy [default: off].
+    #[arg(long, env = "GATEWATCH_ENFORCE", value_enum, value_name = "MODE")]
+    pub enforce: Option<EnforceMode>,
+    /// Workloads that may call model endpoints directly under --enforce, besides the gateway workloads: the --gateway-workload selector syntax. Repeatable (;-separated in the variable).
+    #[arg(
+        long = "allow-direct",
+        env = "GATEWATCH_ALLOW_DIRECT",
+        value_delimiter = ';',
+        value_name = "SELECTOR"
+    )]
+    #[serde(default)]
+    pub allow_direct: Vec<String>,
     /// A host pattern whose catalogue match is ignored (counted as other). Repeatable.
     #[arg(
         long = "ignore",
@@ -226,6 +238,7 @@ impl Settings {
             agent_audit: Some(false),
             agent_audit_interval_secs: Some(DEFAULT_AGENT_AUDIT_SECS),
             azure_credential: Some(Mode::Auto),
+            enforce: Some(EnforceMode::Off),
             ..Settings::default()
         }
     }

@@ -6,6 +6,7 @@ use std::{collections::VecDeque, time::Instant};
 use super::{lifecycle::Close, record::WorkloadInfo};
 use crate::{
     capture::ConnectEvent,
+    enforcement::KernelDid,
     fast_map::FastMap,
     naming::{Segments, quic::QuicOpening},
 };
@@ -20,6 +21,8 @@ pub struct Pending {
     pub closed: Option<Close>,
     /// Resolved at connect, while a short-lived client still exists.
     pub workload: WorkloadInfo,
+    /// What `--enforce deny` did in the kernel so far.
+    pub kernel: KernelDid,
 }
 
 pub struct PendingTable {

@@ -17,6 +17,9 @@ pub struct WorkloadInfo {
     pub container: String,
     pub exe: String,
     pub is_gateway: bool,
+    /// On the `--allow-direct` list: may call model endpoints directly.
+    #[serde(default)]
+    pub allowed_direct: bool,
 }
 
 /// Resolves a connection's workload from its cgroup id, tgid and comm.
@@ -133,6 +136,10 @@ pub struct FlowRecord {
     /// How it closed, once closed.
     #[serde(default)]
     pub close: Option<CloseHow>,
+    /// `--enforce audit|deny`: the policy forbade this direct model call
+    /// (stopped under `deny`, only counted under `audit`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub denied: Option<crate::enforcement::Denial>,
 }
 
 /// Milliseconds since the Unix epoch, now.

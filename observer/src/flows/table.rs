@@ -16,9 +16,12 @@ use super::{
     record::{FlowRecord, FlowState, Identify, Transport, unix_ms},
     sink::{FlowSink, Note},
 };
+use observer_common::{IPPROTO_TCP, PolicyKey};
+
 use crate::{
-    capture::{Chunk, ConnectEvent, Event, StateChange, StateEvent},
+    capture::{Chunk, ConnectEvent, EnforceAction, EnforceEvent, Event, StateChange, StateEvent},
     classification::{Classifier, Route},
+    enforcement::{Action, KernelDid, Mode, Policy},
     naming::{
         self, NameCache, Opening, Reading, dns,
         dns_tcp::{DEFAULT_DNS_TCP_STREAMS, DnsTcpStreams},
@@ -38,6 +41,8 @@ pub struct FlowSettings {
     /// How long a label set no flow uses keeps its series (and its values
     /// their room under `label_cap`).
     pub series_ttl: Duration,
+    /// `--enforce`: whether direct model calls are judged, and stopped.
+    pub enforce: Mode,
 }
 
 /// QUIC flows whose ClientHello is being assembled at once: each holds up
@@ -61,6 +66,9 @@ pub struct FlowTable<S: FlowSink> {
     /// Pending flows holding a `QuicOpening`.
     quic_openings: usize,
     identify: Identify,
+    policy: Policy,
+    /// What `--enforce deny` asks of the enforcer; taken after each batch.
+    actions: Vec<Action>,
 }
 
 impl<S: FlowSink> FlowTable<S> {
@@ -78,6 +86,10 @@ impl<S: FlowSink> FlowTable<S> {
             live: LiveTable::new(settings.max_live),
             dns_tcp: DnsTcpStreams::new(DEFAULT_DNS_TCP_STREAMS),
             quic_openings: 0,
+            policy: Policy {
+                mode: settings.enforce,
+            },
+            actions: Vec::new(),
             settings,
             classifier,
             sink,
@@ -102,6 +114,11 @@ impl<S: FlowSink> FlowTable<S> {
         &mut self.sink
     }
 
+    /// What the enforcer should do since the last call (`--enforce deny`).
+    pub fn take_actions(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.actions)
+    }
+
     /// Handles one decoded event; returns the flows it counted.
     pub fn handle(&mut self, event: Event, now: Instant) -> Vec<Arc<FlowRecord>> {
         self.sink.note(Note::Event(event.kind()));
@@ -122,6 +139,10 @@ impl<S: FlowSink> FlowTable<S> {
             }
             Event::State(state) => {
                 self.on_state(state, now);
+                Vec::new()
+            }
+            Event::Enforce(e) => {
+                self.on_enforce(&e);
                 Vec::new()
             }
         }
@@ -182,6 +203,7 @@ impl<S: FlowSink> FlowTable<S> {
             }
             None
         };
+        let refused = conn.refused;
         let fresh = Pending {
             conn,
             deadline: now + self.settings.name_wait,
@@ -191,6 +213,10 @@ impl<S: FlowSink> FlowTable<S> {
             established: quic,
             closed: None,
             workload,
+            kernel: KernelDid {
+                refused_connect: refused,
+                dropped_first_bytes: false,
+            },
         };
         if let Some(previous) = self.pending.insert(fresh) {
             // A cookie is unique per socket; a repeat means a second connect()
@@ -244,6 +270,47 @@ impl<S: FlowSink> FlowTable<S> {
             Ok(answer) => self.names.learn(cgroup_id, &answer, now),
             Err(dns::DnsError::NotResponse) => {}
             Err(_) => self.sink.note(Note::ParseError("dns")),
+        }
+    }
+
+    /// `--enforce deny` acted in the kernel. A held process gets its
+    /// policy; a denied connection is marked (so it is not ended twice)
+    /// and its socket ended.
+    fn on_enforce(&mut self, e: &EnforceEvent) {
+        log::debug!(
+            "--enforce: kernel {:?} socket {} of pid {} to {}",
+            e.action,
+            e.cookie,
+            e.tgid,
+            e.dst
+        );
+        match e.action {
+            EnforceAction::Held => {
+                let workload = match self.pending.get_mut(e.cookie) {
+                    Some(p) => p.workload.clone(),
+                    None => (self.identify)(e.cgroup_id, e.tgid, ""),
+                };
+                self.actions.push(Action::Decide {
+                    key: PolicyKey {
+                        cgroup_id: e.cgroup_id,
+                        tgid: e.tgid,
+                        _pad: 0,
+                    },
+                    may_direct: Policy::may_call_directly(&workload),
+                });
+            }
+            EnforceAction::Denied => {
+                if let Some(p) = self.pending.get_mut(e.cookie) {
+                    p.kernel.dropped_first_bytes = true;
+                }
+                self.actions.push(Action::End {
+                    tgid: e.tgid,
+                    cookie: e.cookie,
+                    protocol: IPPROTO_TCP,
+                    dst: e.dst,
+                    src: Some(e.src),
+                });
+            }
         }
     }
 
@@ -306,6 +373,7 @@ impl<S: FlowSink> FlowTable<S> {
             workload,
             established,
             closed,
+            kernel,
             ..
         } = p;
         let alpn = opening.alpn.clone();
@@ -337,6 +405,22 @@ impl<S: FlowSink> FlowTable<S> {
             transport,
         };
         let end = closed.map(|c| FlowEnd::from_close(&c, conn.ts_ns, established));
+        let denied = self.policy.judge(verdict.route, &workload, kernel);
+        if let Some(d) = denied
+            && d.mode == Mode::Deny
+            && kernel == KernelDid::default()
+            && end.is_none()
+        {
+            // The kernel let it through (no name in its first segment, a
+            // QUIC flow, a port-dependent rule): end it from here.
+            self.actions.push(Action::End {
+                tgid: conn.tgid,
+                cookie: conn.cookie,
+                protocol: conn.protocol,
+                dst: conn.dst,
+                src: None,
+            });
+        }
         let record = Arc::new(FlowRecord {
             ts_ns: conn.ts_ns,
             cookie: conn.cookie,
@@ -367,6 +451,7 @@ impl<S: FlowSink> FlowTable<S> {
             bytes_received: end.map_or(0, |e| e.bytes_received),
             duration_ms: end.map(|e| e.duration_ms()),
             close: end.map(|e| e.how),
+            denied,
         });
         let (labels, new) = self.labels.acquire(labels, now);
         if new {

@@ -39,6 +39,7 @@ fn table_sized(
         label_cap: 100,
         max_live: 2,
         series_ttl: Duration::from_secs(300),
+        enforce: crate::enforcement::Mode::Off,
     };
     let identify: Identify = Box::new(|_, _, _| WorkloadInfo::default());
     let log = Arc::new(FlowLog::new());
@@ -64,6 +65,7 @@ fn connect(cookie: u64, dst: &str) -> Event {
         protocol: 6,
         dst: dst.parse().unwrap(),
         comm: "client".into(),
+        refused: false,
     })
 }
 

@@ -441,6 +441,7 @@ mod tests {
             bytes_received: 0,
             duration_ms: None,
             close: None,
+            denied: None,
         })
     }
 

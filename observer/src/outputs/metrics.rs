@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use crate::{
     agents::audit::SeriesKey,
     capture::{Event, ring::KERNEL_DROP_SOURCES},
+    enforcement::{Mode, Stage},
     flows::{FLOW_LABELS, FlowLabels, labels::CAPPED_LABELS, lifecycle::FAILURE_REASONS},
     naming::{NameSource, opening::PARSE_KINDS},
 };
@@ -70,6 +71,12 @@ pub struct Metrics {
     /// `--agent-audit`: Foundry agents by the route of their model calls.
     pub agent_models: IntGaugeVec,
     pub agent_audits: IntCounterVec,
+    /// `--enforce audit|deny`: direct model calls the policy forbade.
+    pub denied: IntCounterVec,
+    /// `--enforce deny`: what the enforcer could not do, by operation.
+    pub enforce_errors: IntCounterVec,
+    /// The `--enforce` mode, for the series that start at 0.
+    pub enforce: Mode,
 }
 
 /// FLOW labels after `first`, for metrics that qualify a flow.
@@ -103,10 +110,18 @@ impl Default for Metrics {
     }
 }
 
+/// The operations of `gatewatch_enforce_errors_total`.
+pub const ENFORCE_OPS: [&str; 2] = ["policy_write", "destroy"];
+
 impl Metrics {
     /// The whole metric contract, one registration per metric with its
     /// name, help and labels: kept in one place so it reads as the contract.
     pub fn new() -> Self {
+        Self::with_enforce(Mode::Off)
+    }
+
+    /// The metrics of a daemon running with `--enforce mode`.
+    pub fn with_enforce(enforce: Mode) -> Self {
         let r = Registry::new();
         let connections = counter(
             &r,
@@ -187,6 +202,19 @@ impl Metrics {
                 "Agent audits (--agent-audit) by project and outcome (ok, error).",
                 &["project", "outcome"],
             ),
+            denied: counter(
+                &r,
+                "gatewatch_denied_total",
+                "Direct model calls the --enforce policy forbade, by stage (connect: refused with EPERM; first_bytes: ClientHello dropped and socket ended) and mode (deny: stopped; audit: only counted).",
+                &[&["stage", "mode"], FLOW_LABELS.as_slice()].concat(),
+            ),
+            enforce_errors: counter(
+                &r,
+                "gatewatch_enforce_errors_total",
+                "--enforce deny: operations that failed, by op (policy_write: a process's policy not given to the kernel; destroy: a denied socket not ended).",
+                &["op"],
+            ),
+            enforce,
             registry: r,
             connections,
             bytes,
@@ -202,7 +230,8 @@ impl Metrics {
     /// Counters whose label values are all known up front exist from the
     /// start at 0, so `increase()` sees their first event.
     fn start_known_series_at_zero(&self) {
-        let series: [(&IntCounterVec, &[&str]); 5] = [
+        let series: [(&IntCounterVec, &[&str]); 6] = [
+            (&self.enforce_errors, &ENFORCE_OPS),
             (&self.events, &Event::KINDS),
             (&self.dropped, &DROP_SOURCES),
             (&self.parse_errors, &PARSE_KINDS),
@@ -251,6 +280,13 @@ impl Metrics {
         }
         for reason in FAILURE_REASONS {
             let _ = self.failures.remove_label_values(&with(reason));
+        }
+        for stage in Stage::ALL {
+            for mode in Mode::ALL {
+                let mut v = vec![stage.as_str(), mode.as_str()];
+                v.extend_from_slice(&values);
+                let _ = self.denied.remove_label_values(&v);
+            }
         }
         let _ = self.active.remove_label_values(&values);
     }

@@ -47,6 +47,9 @@ impl FlowSink for Outputs {
     fn counted(&mut self, flow: &Arc<FlowRecord>, labels: &SharedLabels, end: Option<&FlowEnd>) {
         let (m, series) = (&self.metrics, self.series.get(labels));
         series.connection(m, flow.name_source);
+        if let Some(denial) = &flow.denied {
+            series.denied(m, denial);
+        }
         match end {
             Some(end) => series.finished(m, end),
             None if flow.state == FlowState::Established => series.active(m, 1),

@@ -12,6 +12,7 @@ use super::{
 };
 use crate::{
     classification::Route,
+    enforcement::{Denial, Mode, Stage},
     fast_map::FastMap,
     flows::{FlowEnd, labels::SharedLabels, lifecycle::FAILURE_REASONS},
     naming::NameSource,
@@ -57,6 +58,8 @@ pub struct Series {
     duration: Option<Histogram>,
     failures: [Option<IntCounter>; FAILURE_REASONS.len()],
     active: Option<IntGauge>,
+    /// `gatewatch_denied_total` by stage (the mode is the daemon's).
+    denied: [Option<IntCounter>; Stage::ALL.len()],
     /// The flow log's summary row for this set.
     summary: SummaryRef,
 }
@@ -71,6 +74,7 @@ impl Series {
             duration: None,
             failures: Default::default(),
             active: None,
+            denied: Default::default(),
         }
     }
 
@@ -128,7 +132,8 @@ impl Series {
     }
 
     /// Failure series at 0 from the set's first use, for AI routes (alerts
-    /// watch them; `other` flows are too many to double their series).
+    /// watch them; `other` flows are too many to double their series);
+    /// with `--enforce`, denial series at 0 for `direct` sets.
     pub fn failures_at_zero(&mut self, m: &Metrics) {
         if self.labels.route == Route::Other {
             return;
@@ -137,6 +142,27 @@ impl Series {
         for (slot, reason) in self.failures.iter_mut().zip(FAILURE_REASONS) {
             slot.get_or_insert_with(|| with_first(&m.failures, reason, labels));
         }
+        if m.enforce != Mode::Off && labels.route == Route::Direct {
+            for (i, stage) in Stage::ALL.into_iter().enumerate() {
+                self.denied_series(m, i, stage);
+            }
+        }
+    }
+
+    /// A connection the `--enforce` policy forbade.
+    pub fn denied(&mut self, m: &Metrics, denial: &Denial) {
+        if let Some(i) = Stage::ALL.iter().position(|s| *s == denial.stage) {
+            self.denied_series(m, i, denial.stage).inc();
+        }
+    }
+
+    fn denied_series(&mut self, m: &Metrics, i: usize, stage: Stage) -> &IntCounter {
+        let labels = &self.labels;
+        self.denied[i].get_or_insert_with(|| {
+            let mut values = vec![stage.as_str(), m.enforce.as_str()];
+            values.extend_from_slice(&labels.values());
+            m.denied.with_label_values(&values)
+        })
     }
 }
 

@@ -48,7 +48,9 @@ pub use kube_api::{
     KUBE_MAX_CONTAINERS, KUBE_MAX_LABELS, KUBE_MAX_PODS, KubePod, KubePods, PodWatcher,
 };
 pub use pods::{POD_RESCAN_INTERVAL, POD_SCAN_MAX_ENTRIES, PodDirectory, PodInfo, PodRecord};
-pub use process::{PROCESS_CACHE_CAPACITY, PROCESS_RECHECK, ProcessCache, Seen, parse_start_time};
+pub use process::{
+    PROCESS_CACHE_CAPACITY, PROCESS_RECHECK, ProcessCache, Seen, parse_start_time, read_start_time,
+};
 pub use selector::{GatewaySelector, SELECTOR_KEYS, SelectorError};
 
 /// Where the host's files are.

@@ -136,9 +136,15 @@ impl ProcessCache {
     }
 
     fn start_time(&self, tgid: u32) -> Option<u64> {
-        let stat = fs::read_to_string(self.proc_root.join(tgid.to_string()).join("stat")).ok()?;
-        parse_start_time(&stat)
+        read_start_time(&self.proc_root, tgid)
     }
+}
+
+/// The start time of process `tgid` under `proc_root`; `None` once it is
+/// gone. With the tgid it names one process, even after pid reuse.
+pub fn read_start_time(proc_root: &std::path::Path, tgid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(proc_root.join(tgid.to_string()).join("stat")).ok()?;
+    parse_start_time(&stat)
 }
 
 /// `starttime` from the text of `/proc/<pid>/stat`. The comm field can hold
