@@ -4,6 +4,7 @@ one call per line, so the test can assert both what the client saw and how
 soon it saw it.
 
   enforce_client.py sdk BASE_URL COMM [N]      the openai SDK, chat N times (1)
+  enforce_client.py sdk-key BASE_URL COMM KEY  the openai SDK with KEY, chat once
   enforce_client.py tls ADDR NAME [NAME ...]   TLS to ADDR:443 with each SNI
 
 `COMM` renames the process first (its comm is what --gateway-workload
@@ -26,13 +27,13 @@ def rename(comm: str) -> None:
     ctypes.CDLL(None).prctl(PR_SET_NAME, comm.encode(), 0, 0, 0)
 
 
-def sdk_client(base_url: str):
+def sdk_client(base_url: str, api_key: str = "test"):
     import httpx
     import openai
 
     return openai.OpenAI(
         base_url=base_url,
-        api_key="test",
+        api_key=api_key,
         timeout=30,
         max_retries=0,
         http_client=httpx.Client(verify=os.environ["CERT"]),
@@ -82,6 +83,11 @@ def main() -> None:
             # A client per call: each call is a new connection.
             client = sdk_client(sys.argv[2])
             timed(lambda: chat(client))
+    elif mode == "sdk-key":
+        # One call through a gateway that wants its own key.
+        rename(sys.argv[3])
+        client = sdk_client(sys.argv[2], sys.argv[4])
+        timed(lambda: chat(client))
     elif mode == "tls":
         for name in sys.argv[3:]:
             timed(lambda: tls(sys.argv[2], name))

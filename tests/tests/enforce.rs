@@ -238,3 +238,107 @@ fn nothing_stays_denied_after_gatewatch_stops_or_is_killed() {
     let (what, _) = sdk_call(&lab, OPENAI_DIRECT, "agent");
     assert_eq!(what, "ok", "after SIGKILL the call goes through");
 }
+
+/// LiteLLM's proxy port in the lab, and its master key.
+const LITELLM_PORT: u16 = 4001;
+const LITELLM_KEY: &str = "sk-gatewatch-test";
+
+/// A LiteLLM proxy in the lab's namespace and watched cgroup, forwarding
+/// `gpt-4o` to the lab's api.openai.com; ready when its liveness answers.
+fn litellm(lab: &NamingLab) -> lab::ChildGuard {
+    let dir = std::env::temp_dir().join(tests::unique("litellm"));
+    std::fs::create_dir_all(&dir).expect("litellm dir");
+    let config = dir.join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "model_list:\n\
+             \x20 - model_name: gpt-4o\n\
+             \x20   litellm_params:\n\
+             \x20     model: openai/gpt-4o\n\
+             \x20     api_base: https://{}/v1\n\
+             \x20     api_key: test\n\
+             litellm_settings:\n\
+             \x20 ssl_verify: {}\n",
+            lab::OPENAI.0,
+            lab::certs().cert.display()
+        ),
+    )
+    .expect("write litellm config");
+    let log = std::fs::File::create(dir.join("litellm.log")).expect("litellm log");
+    let child = lab
+        .client(
+            tests::pip_program("litellm", "litellm[proxy]")
+                .to_str()
+                .expect("utf-8 path"),
+        )
+        .arg("--config")
+        .arg(&config)
+        .args(["--host", "127.0.0.1", "--port", &LITELLM_PORT.to_string()])
+        .env("LITELLM_MASTER_KEY", LITELLM_KEY)
+        .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        .env("SSL_CERT_FILE", &lab::certs().cert)
+        .env("NO_PROXY", "*")
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("start litellm");
+    let guard = lab::ChildGuard(child);
+    let ready = tests::hardening::eventually(Duration::from_secs(90), || {
+        lab.ns.enter(|| {
+            tests::http_get(
+                format!("127.0.0.1:{LITELLM_PORT}").parse().expect("addr"),
+                "/health/liveliness",
+            )
+            .is_ok_and(|(status, _)| status == 200)
+        })
+    });
+    assert!(
+        ready,
+        "litellm did not start within 90 s:\n{}",
+        std::fs::read_to_string(dir.join("litellm.log")).unwrap_or_default()
+    );
+    guard
+}
+
+#[test]
+fn the_sdk_through_litellm_succeeds_while_its_direct_call_is_stopped() {
+    if !privileged() {
+        return;
+    }
+    let gateway = format!("litellm=127.0.0.1:{LITELLM_PORT}");
+    let lab = NamingLab::start(&[
+        "--enforce",
+        "deny",
+        "--gateway",
+        &gateway,
+        "--gateway-workload",
+        "process=litellm",
+    ]);
+    let _proxy = litellm(&lab);
+    let via_gateway = format!("http://127.0.0.1:{LITELLM_PORT}/v1");
+    let out = calls(&lab, &["sdk-key", &via_gateway, "agent", LITELLM_KEY]);
+    assert_eq!(out[0].0, "ok", "the call through LiteLLM succeeds: {out:?}");
+    let (what, secs) = sdk_call(&lab, OPENAI_DIRECT, "agent");
+    assert_eq!(what, "APIConnectionError", "the direct call is stopped");
+    assert!(secs < 1.0, "stopped after {secs} s");
+    let m = lab
+        .gw
+        .wait_for("LiteLLM's upstream call and the denial", |m| {
+            m.sum(
+                "gatewatch_connections_total",
+                &[("route", "gateway_upstream"), ("process", "litellm")],
+            ) >= 1.0
+                && m.sum(DENIED, &[("process", "agent")]) >= 1.0
+        });
+    assert_eq!(
+        m.sum(
+            "gatewatch_connections_total",
+            &[("route", "gateway"), ("process", "agent")]
+        ),
+        1.0,
+        "{}",
+        m.text
+    );
+    assert_eq!(m.sum(DENIED, &[]), 1.0, "only the direct call: {}", m.text);
+}

@@ -37,6 +37,8 @@ pub const PYTHON_PACKAGES: &[(Present, &str)] = &[
     (Present::Module("openai"), "openai>=1.40,<3"),
     // a real HTTP/3 (QUIC) client and server for naming QUIC flows
     (Present::Module("aioquic"), "aioquic>=1.2,<2"),
+    // a real AI gateway (LiteLLM proxy) for the --enforce tests
+    (Present::Program("litellm"), "litellm[proxy]>=1.50,<2"),
     // offline schema checks of deploy/
     (
         Present::Module("kubernetes_validate"),
