@@ -133,6 +133,20 @@ fn gateway_workloads_and_the_allow_list_still_reach_providers_under_deny() {
     assert_eq!(what, "APIConnectionError");
     let m = lab.gw.metrics();
     assert_eq!(m.sum(DENIED, &[]), 1.0, "{}", m.text);
+    let (status, body) = lab.gw.get("/api/v1/flows?denied=true");
+    assert_eq!(status, 200);
+    assert!(
+        body.contains(r#""process":"agent""#)
+            && body.contains(r#""denied":{"stage":"first_bytes","mode":"deny"}"#)
+            && !body.contains(r#""process":"litellm""#),
+        "only the agent's flow is listed as denied: {body}"
+    );
+    let (_, config) = lab.gw.get("/api/v1/config");
+    assert!(
+        config.contains(r#""enforce":"deny""#)
+            && config.contains(r#""allow_direct":["process=batch-eval"]"#),
+        "the policy is in the effective configuration: {config}"
+    );
     assert_eq!(
         m.sum(
             "gatewatch_connections_total",

@@ -117,5 +117,10 @@ mod tests {
         };
         assert_eq!(query_string(&f), "route=direct&namespace=team+a&limit=5");
         assert_eq!(query_string(&FlowFilter::default()), "");
+        let denied = FlowFilter {
+            denied: true,
+            ..Default::default()
+        };
+        assert_eq!(query_string(&denied), "denied=true");
     }
 }

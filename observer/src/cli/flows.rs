@@ -35,6 +35,9 @@ pub struct Filters {
     /// Only this process (comm).
     #[arg(long)]
     pub process: Option<String>,
+    /// Only connections the --enforce policy forbade (stopped under deny, counted under audit).
+    #[arg(long)]
+    pub denied: bool,
 }
 
 impl Filters {
@@ -46,6 +49,7 @@ impl Filters {
             pod: self.pod.clone(),
             process: self.process.clone(),
             limit,
+            denied: self.denied,
         }
     }
 }

@@ -14,6 +14,8 @@ use clap::{Args, Parser, Subcommand};
 use crate::{
     classification::{Catalog, Classifier},
     daemon::{config::Config, settings::Settings},
+    enforcement,
+    workload::{GatewaySelector, describe_workload},
 };
 
 #[derive(Debug, Parser)]
@@ -103,6 +105,9 @@ pub struct ClassifyArgs {
     /// Classify as a connection made by a gateway workload.
     #[arg(long)]
     pub from_gateway: bool,
+    /// Also say what the --enforce policy does with it, for the workload described in selector syntax, e.g. namespace=team-a,pod=agent-0,process=python3 (matched against --gateway-workload and --allow-direct).
+    #[arg(long = "as", value_name = "WORKLOAD")]
+    pub as_workload: Option<String>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -213,9 +218,39 @@ fn classify(args: &ClassifyArgs) -> anyhow::Result<ExitCode> {
         Ok(ip) => (None, ip),
         Err(_) => (Some(host.as_str()), std::net::IpAddr::from([0, 0, 0, 0])),
     };
-    let verdict = classifier.classify(name, addr, port, args.from_gateway);
+    let workload = args
+        .as_workload
+        .as_deref()
+        .map(describe_workload)
+        .transpose()
+        .context("--as")?;
+    let first_match = |selectors: &[GatewaySelector]| {
+        workload.as_ref().and_then(|(w, comm)| {
+            selectors
+                .iter()
+                .find(|s| s.matches(w, comm))
+                .map(ToString::to_string)
+        })
+    };
+    let gateway = first_match(&cfg.gateway_workloads);
+    let allow = first_match(&cfg.allow_direct);
+    let verdict = classifier.classify(name, addr, port, args.from_gateway || gateway.is_some());
+    let policy = workload.as_ref().map(|_| {
+        enforcement::explain(
+            cfg.enforce,
+            verdict.route,
+            gateway.as_deref(),
+            allow.as_deref(),
+        )
+    });
     if args.json {
-        println!("{}", serde_json::to_string(&verdict)?);
+        let mut value = serde_json::to_value(&verdict)?;
+        if let Some(p) = &policy {
+            value["policy"] = serde_json::json!({
+                "enforce": cfg.enforce, "decision": p.decision, "reason": p.reason,
+            });
+        }
+        println!("{value}");
     } else {
         println!("route:    {}", verdict.route);
         println!(
@@ -230,6 +265,14 @@ fn classify(args: &ClassifyArgs) -> anyhow::Result<ExitCode> {
         match &verdict.matched {
             Some(m) => println!("matched:  {} {} ({})", m.source, m.pattern, m.origin),
             None => println!("matched:  nothing (not AI traffic as far as gatewatch knows)"),
+        }
+        if let Some(p) = &policy {
+            println!(
+                "policy:   {} (--enforce {}): {}",
+                p.decision,
+                cfg.enforce.as_str(),
+                p.reason
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -104,7 +104,11 @@ pub fn flow_line(f: &FlowRecord) -> String {
         ),
         fit(&f.process, 6),
         bytes(f.bytes_sent + f.bytes_received),
-        short_state(f.state),
+        match f.denied {
+            // What --enforce did tells more than the state it left.
+            Some(d) => d.mode.as_str(),
+            None => short_state(f.state),
+        },
     )
 }
 

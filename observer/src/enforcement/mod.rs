@@ -11,4 +11,4 @@ pub mod policy;
 
 pub use enforcer::{Action, Enforcer};
 pub use kernel_tables::kernel_tables;
-pub use policy::{Denial, KernelDid, Mode, Policy, Stage};
+pub use policy::{Denial, Explanation, KernelDid, Mode, Policy, Stage, explain};

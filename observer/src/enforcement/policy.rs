@@ -104,6 +104,50 @@ impl Policy {
     }
 }
 
+/// Why a workload may or may not call an endpoint directly, for
+/// `gatewatch classify --as`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Explanation {
+    /// `allowed`, `denied` (under deny), `audited` (under audit) or, with
+    /// enforcement off, `would be denied`.
+    pub decision: &'static str,
+    pub reason: String,
+}
+
+/// Explains the policy for a connection of `route` from a workload that
+/// matched `gateway` (a gateway workload selector) or `allow` (an
+/// `--allow-direct` selector), under `mode`.
+pub fn explain(
+    mode: Mode,
+    route: Route,
+    gateway: Option<&str>,
+    allow: Option<&str>,
+) -> Explanation {
+    let allowed = |reason: String| Explanation {
+        decision: "allowed",
+        reason,
+    };
+    match (route, gateway, allow) {
+        (Route::GatewayUpstream, Some(sel), _) => {
+            allowed(format!("a gateway workload (--gateway-workload {sel})"))
+        }
+        (Route::Direct, _, Some(sel)) => {
+            allowed(format!("on the allow list (--allow-direct {sel})"))
+        }
+        (Route::Direct, _, None) => Explanation {
+            decision: match mode {
+                Mode::Deny => "denied",
+                Mode::Audit => "audited",
+                Mode::Off => "would be denied",
+            },
+            reason: "a direct call to a model endpoint from a workload that is neither a gateway \
+                     workload nor on --allow-direct"
+                .into(),
+        },
+        (route, _, _) => allowed(format!("{route} traffic is never stopped")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,6 +195,29 @@ mod tests {
         let audit = Policy { mode: Mode::Audit };
         let d = audit.judge(Route::Direct, &w, KernelDid::default());
         assert_eq!(d.map(|d| d.mode), Some(Mode::Audit));
+    }
+
+    #[test]
+    fn explanations_name_the_rule_that_decided() {
+        let e = explain(Mode::Deny, Route::Direct, None, None);
+        assert_eq!(e.decision, "denied");
+        let e = explain(Mode::Off, Route::Direct, None, None);
+        assert_eq!(e.decision, "would be denied");
+        let e = explain(Mode::Deny, Route::Direct, None, Some("process=eval"));
+        assert_eq!(e.decision, "allowed");
+        assert!(e.reason.contains("--allow-direct process=eval"), "{e:?}");
+        let e = explain(
+            Mode::Deny,
+            Route::GatewayUpstream,
+            Some("process=litellm"),
+            None,
+        );
+        assert!(
+            e.reason.contains("--gateway-workload process=litellm"),
+            "{e:?}"
+        );
+        let e = explain(Mode::Deny, Route::Other, None, None);
+        assert_eq!(e.decision, "allowed");
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub struct FlowFilter {
     pub process: Option<String>,
     /// At most this many flows (newest); `GET /api/v1/flows` only.
     pub limit: Option<usize>,
+    /// Only flows the `--enforce` policy forbade (`?denied=true`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub denied: bool,
 }
 
 impl FlowFilter {
@@ -43,6 +46,7 @@ impl FlowFilter {
             && eq(&self.namespace, &f.workload.namespace)
             && eq(&self.pod, &f.workload.pod)
             && eq(&self.process, &f.process)
+            && (!self.denied || f.denied.is_some())
     }
 }
 

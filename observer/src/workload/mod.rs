@@ -51,7 +51,7 @@ pub use pods::{POD_RESCAN_INTERVAL, POD_SCAN_MAX_ENTRIES, PodDirectory, PodInfo,
 pub use process::{
     PROCESS_CACHE_CAPACITY, PROCESS_RECHECK, ProcessCache, Seen, parse_start_time, read_start_time,
 };
-pub use selector::{GatewaySelector, SELECTOR_KEYS, SelectorError};
+pub use selector::{GatewaySelector, SELECTOR_KEYS, SelectorError, describe_workload};
 
 /// Where the host's files are.
 #[derive(Clone, Debug, PartialEq, Eq)]

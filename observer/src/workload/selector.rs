@@ -188,6 +188,30 @@ impl FromStr for GatewaySelector {
     }
 }
 
+/// A workload described in selector syntax, each value taken literally
+/// (`namespace=team-a,process=python3`), for `gatewatch classify --as`:
+/// the workload and its process comm.
+pub fn describe_workload(s: &str) -> Result<(Workload, String), SelectorError> {
+    let selector = GatewaySelector::parse(s)?;
+    let mut w = Workload::default();
+    let mut comm = String::new();
+    let mut labels = std::collections::BTreeMap::new();
+    for term in selector.terms {
+        match term {
+            Term::Namespace(g) => w.namespace = g.as_str().to_owned(),
+            Term::Pod(g) => w.pod = g.as_str().to_owned(),
+            Term::Container(g) => w.container = g.as_str().to_owned(),
+            Term::Process(g) => comm = g.as_str().to_owned(),
+            Term::Exe(g) => w.exe = g.as_str().to_owned(),
+            Term::Label { name, value } => {
+                labels.insert(name, value);
+            }
+        }
+    }
+    w.labels = std::sync::Arc::new(labels);
+    Ok((w, comm))
+}
+
 impl fmt::Display for GatewaySelector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, term) in self.terms.iter().enumerate() {
