@@ -3,12 +3,12 @@
 //! API shows must read back as the same configuration.
 #![no_main]
 
+use libfuzzer_sys::fuzz_target;
 use observer::{
     classification::{HostPattern, Pattern},
     daemon::{config::Config, settings::Settings},
     workload::GatewaySelector,
 };
-use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -1,8 +1,8 @@
 //! DNS responses: no panic, and answers of the documented shape.
 #![no_main]
 
-use observer::naming::dns::parse_response;
 use libfuzzer_sys::fuzz_target;
+use observer::naming::dns::parse_response;
 
 fn is_host_name(name: &str) -> bool {
     !name.is_empty()

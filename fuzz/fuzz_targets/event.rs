@@ -3,8 +3,8 @@
 //! fitted to one kind's size so the decoder's field checks are reached.
 #![no_main]
 
-use observer::capture::decode::{Chunk, Event, decode, encode};
 use libfuzzer_sys::fuzz_target;
+use observer::capture::decode::{Chunk, Event, decode, encode};
 use observer_common as common;
 
 /// `rest` after the record's kind, zero-padded or cut to `size` bytes.
@@ -33,6 +33,13 @@ fn check(record: &[u8]) {
             }
             assert!(c.comm.len() <= 3 * common::COMM_LEN, "{c:?}");
         }
+        Ok(Event::Enforce(e)) => {
+            for addr in [e.src, e.dst] {
+                if let std::net::IpAddr::V6(v6) = addr.ip() {
+                    assert!(v6.to_ipv4_mapped().is_none(), "{e:?}");
+                }
+            }
+        }
         Ok(Event::State(_)) | Err(_) => {}
     }
 }
@@ -42,7 +49,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let payload_size = size_of::<common::PayloadEvent>();
-    match mode % 6 {
+    match mode % 7 {
         0 => check(rest),
         1 => check(&fitted(
             common::EVENT_CONNECT,
@@ -54,6 +61,11 @@ fuzz_target!(|data: &[u8]| {
         4 => check(&fitted(
             common::EVENT_STATE,
             size_of::<common::StateEvent>(),
+            rest,
+        )),
+        6 => check(&fitted(
+            common::EVENT_ENFORCE,
+            size_of::<common::EnforceEvent>(),
             rest,
         )),
         // What the kernel writes decodes to what it was given: 20 bytes of

@@ -5,8 +5,9 @@
 //! evictions and early counts common.
 //!
 //! What must hold: every connect is counted exactly once, the tables stay
-//! within their bounds, and the active-connections gauge never goes
-//! negative.
+//! within their bounds, the active-connections gauge never goes negative,
+//! and nothing is asked of the enforcer unless enforcing or told by the
+//! kernel.
 #![no_main]
 
 use std::{
@@ -15,15 +16,18 @@ use std::{
     time::{Duration, Instant},
 };
 
-use observer::{
-    classification::{Catalog, Classifier},
-    capture::decode::{Chunk, Closed, ConnectEvent, Event, StateChange, StateEvent},
-    flows::{FlowSettings, FlowTable, Identify, WorkloadInfo},
-    outputs::{FlowLog, Metrics, Outputs},
-};
 use libfuzzer_sys::{
     arbitrary::{Result, Unstructured},
     fuzz_target,
+};
+use observer::{
+    capture::decode::{
+        Chunk, Closed, ConnectEvent, EnforceAction, EnforceEvent, Event, StateChange, StateEvent,
+    },
+    classification::{Catalog, Classifier},
+    enforcement::Mode,
+    flows::{FlowSettings, FlowTable, Identify, WorkloadInfo},
+    outputs::{FlowLog, Metrics, Outputs},
 };
 use prometheus::core::Collector as _;
 
@@ -70,7 +74,11 @@ const DESTINATIONS: [&str; 6] = [
 const MAX_PENDING: usize = 4;
 const MAX_LIVE: usize = 4;
 
-fn table(u: &mut Unstructured<'_>, metrics: Arc<Metrics>) -> Result<FlowTable<Outputs>> {
+fn table(
+    u: &mut Unstructured<'_>,
+    metrics: Arc<Metrics>,
+    mode: Mode,
+) -> Result<FlowTable<Outputs>> {
     let settings = FlowSettings {
         name_wait: Duration::from_millis(u.int_in_range(0..=300)?),
         record_other_endpoints: u.arbitrary()?,
@@ -79,7 +87,7 @@ fn table(u: &mut Unstructured<'_>, metrics: Arc<Metrics>) -> Result<FlowTable<Ou
         label_cap: 4,
         max_live: MAX_LIVE,
         series_ttl: Duration::from_secs(300),
-        enforce: observer::enforcement::Mode::Off,
+        enforce: mode,
     };
     let classifier = Classifier::new(Vec::new(), Catalog::builtin().clone(), Vec::new(), false);
     let identify: Identify = Box::new(|_, _, _| WorkloadInfo::default());
@@ -122,7 +130,7 @@ fn chunk(u: &mut Unstructured<'_>, cookie: u64, real: &[&[u8]]) -> Result<Chunk>
 
 fn event(u: &mut Unstructured<'_>) -> Result<Event> {
     let cookie = u.int_in_range(1..=6)?;
-    Ok(match u.int_in_range(0..=6)? {
+    Ok(match u.int_in_range(0..=7)? {
         0 => {
             let dst = if u.ratio(3, 4)? {
                 u.choose(&DESTINATIONS)?.parse().expect("valid address")
@@ -155,6 +163,15 @@ fn event(u: &mut Unstructured<'_>) -> Result<Event> {
             cookie,
             change: StateChange::Established,
         }),
+        6 => Event::Enforce(EnforceEvent {
+            ts_ns: u.arbitrary()?,
+            cookie,
+            cgroup_id: u.int_in_range(1..=2)?,
+            tgid: 10,
+            action: *u.choose(&[EnforceAction::Held, EnforceAction::Denied])?,
+            src: "10.0.0.9:40000".parse().expect("valid address"),
+            dst: u.choose(&DESTINATIONS)?.parse().expect("valid address"),
+        }),
         _ => Event::State(StateEvent {
             ts_ns: u.arbitrary()?,
             cookie,
@@ -176,8 +193,10 @@ fn event(u: &mut Unstructured<'_>) -> Result<Event> {
 }
 
 fn run(u: &mut Unstructured<'_>) -> Result<()> {
-    let metrics = Arc::new(Metrics::new());
-    let mut flows = table(u, metrics.clone())?;
+    let mode = *u.choose(&Mode::ALL)?;
+    let metrics = Arc::new(Metrics::with_enforce(mode));
+    let mut flows = table(u, metrics.clone(), mode)?;
+    let mut had_enforce_events = false;
     let mut now = Instant::now();
     let (mut connects, mut counted) = (0usize, 0usize);
     while !u.is_empty() {
@@ -187,8 +206,15 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
         } else {
             let event = event(u)?;
             connects += usize::from(matches!(event, Event::Connect(_)));
+            had_enforce_events |= matches!(event, Event::Enforce(_));
             counted += flows.handle(event, now).len();
         }
+        // What the enforcer would carry out: only under deny.
+        let actions = flows.take_actions();
+        assert!(
+            actions.is_empty() || mode == Mode::Deny || had_enforce_events,
+            "{actions:?}"
+        );
         assert!(flows.pending_len() <= MAX_PENDING);
         assert!(flows.live_len() <= MAX_LIVE);
         assert!(

@@ -1,8 +1,8 @@
 //! HTTP/1.x request heads: no panic, and names of the documented shape.
 #![no_main]
 
-use observer::naming::http::parse_request;
 use libfuzzer_sys::fuzz_target;
+use observer::naming::http::parse_request;
 
 const METHODS: [&str; 9] = [
     "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE",

@@ -1,10 +1,10 @@
 //! TLS ClientHello parsing: no panic, and the properties callers rely on.
 #![no_main]
 
+use libfuzzer_sys::fuzz_target;
 use observer::naming::tls::{
     TlsError, looks_like_tls, needed_len, parse_client_hello, parse_client_hello_truncated,
 };
-use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let _ = looks_like_tls(data);
