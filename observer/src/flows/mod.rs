@@ -16,6 +16,8 @@ pub mod sink;
 pub mod table;
 
 #[cfg(test)]
+mod enforce_tests;
+#[cfg(test)]
 mod tests;
 
 pub use labels::{DEFAULT_LABEL_CAP, FLOW_LABELS, FlowLabels, OVERFLOW_VALUE};

@@ -54,7 +54,7 @@ fn table_sized(
     )
 }
 
-fn connect(cookie: u64, dst: &str) -> Event {
+pub(super) fn connect(cookie: u64, dst: &str) -> Event {
     Event::Connect(ConnectEvent {
         ts_ns: 1,
         cookie,
@@ -265,7 +265,7 @@ fn a_full_table_counts_the_oldest_early_and_says_so() {
     );
 }
 
-fn payload(cookie: u64, offset: u32, data: &[u8]) -> Event {
+pub(super) fn payload(cookie: u64, offset: u32, data: &[u8]) -> Event {
     Event::Payload(Chunk {
         ts_ns: 1,
         cookie,
@@ -276,7 +276,7 @@ fn payload(cookie: u64, offset: u32, data: &[u8]) -> Event {
     })
 }
 
-const CURL_HELLO: &[u8] = include_bytes!(concat!(
+pub(super) const CURL_HELLO: &[u8] = include_bytes!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/fixtures/tls_curl_api_openai.bin"
 ));

@@ -4,6 +4,8 @@
 //! rule naming the server so every connection is fully processed. The
 //! baseline is the same load with no gatewatch running at all. The daemon
 //! starts before and stops after each "with" run, so runs can alternate.
+//! The same pairs run again under `--enforce deny` with nginx not named (it
+//! is non-AI traffic there), for what enforcement costs everything else.
 use std::{thread, time::Instant};
 
 use super::{
@@ -26,63 +28,26 @@ pub fn run(
     seconds: u32,
 ) -> anyhow::Result<Deployed> {
     let root = cgroup2_root()?;
-    let extra = ["--provider".to_owned(), format!("bench={server}")];
+    let provider = ["--provider".to_owned(), format!("bench={server}")];
     let mut d = Deployed::default();
     let perf_dir = TempDir::new("perf-daemon")?;
     let perf_data = perf_dir.0.join("daemon.data");
+    let runs = Runs {
+        bin,
+        root: &root,
+        cg,
+        url,
+        pairs,
+        seconds,
+    };
     for close in [false, true] {
-        let mut t = Throughput::default();
-        for i in 0..pairs {
-            let mut pair = (WrkResult::default(), WrkResult::default());
-            let order = if i % 2 == 0 {
-                [false, true]
-            } else {
-                [true, false]
-            };
-            for with in order {
-                if !with {
-                    pair.0 = load::wrk(cg, url, seconds, WRK_THREADS, WRK_CONNS, close)?;
-                    continue;
-                }
-                let daemon = Daemon::start(bin, &root, &extra)?;
-                let (cpu0, n0) = (daemon.cpu_seconds()?, connections(&daemon)?);
-                // The last new-connection run is also profiled (sampling
-                // costs the daemon a little; the others are not sampled).
-                let profiled = close && i + 1 == pairs;
-                let mut recorder = if profiled {
-                    Some(perf::record_process(&perf_data, daemon.pid(), seconds)?)
-                } else {
-                    None
-                };
-                let t0 = Instant::now();
-                pair.1 = load::wrk(cg, url, seconds, WRK_THREADS, WRK_CONNS, close)?;
-                let wall = t0.elapsed().as_secs_f64();
-                if let Some(rec) = recorder.as_mut() {
-                    rec.wait()?;
-                }
-                // Let the daemon finish what the load left in the ring.
-                thread::sleep(SETTLE);
-                let cpu = daemon.cpu_seconds()? - cpu0;
-                let n = connections(&daemon)? - n0;
-                t.events += n;
-                if close {
-                    d.cpu_seconds += cpu;
-                    d.connections += n;
-                    d.wall += wall;
-                }
-                daemon.stop()?;
-            }
-            println!(
-                "bench: as deployed, {} pair {}: {:.0} → {:.0} req/s",
-                if close { "close" } else { "keep-alive" },
-                i + 1,
-                pair.0.rps,
-                pair.1.rps
-            );
-            t.pairs.push(pair);
-        }
+        // The last new-connection run is also profiled (sampling costs the
+        // daemon a little; the others are not sampled).
+        let profile = close.then_some(perf_data.as_path());
+        let (t, cpu) = runs.pairs("as deployed", &provider, close, profile)?;
         if close {
             d.close = t;
+            (d.cpu_seconds, d.connections, d.wall) = cpu;
             match perf::top_functions(&perf_data, PROFILE_ROWS) {
                 Ok((rows, kernel)) => {
                     d.profile = rows;
@@ -94,7 +59,99 @@ pub fn run(
             d.keepalive = t;
         }
     }
+    // --enforce deny with nginx not named: what non-AI traffic pays for
+    // the kernel's first-bytes check.
+    let deny = ["--enforce".to_owned(), "deny".to_owned()];
+    for close in [false, true] {
+        let (t, _) = runs.pairs("under --enforce deny (non-AI)", &deny, close, None)?;
+        if close {
+            d.deny_close = t;
+        } else {
+            d.deny_keepalive = t;
+        }
+    }
     Ok(d)
+}
+
+/// One load shape run in ABBA pairs without and with a daemon.
+struct Runs<'a> {
+    bin: &'a std::path::Path,
+    root: &'a std::path::Path,
+    cg: &'a Cgroup,
+    url: &'a str,
+    pairs: usize,
+    seconds: u32,
+}
+
+impl Runs<'_> {
+    /// The pairs, and the daemon's (CPU seconds, connections, wall seconds)
+    /// over the "with" runs; the last "with" run is profiled into
+    /// `profile` when given.
+    fn pairs(
+        &self,
+        what: &str,
+        extra: &[String],
+        close: bool,
+        profile: Option<&std::path::Path>,
+    ) -> anyhow::Result<(Throughput, (f64, f64, f64))> {
+        let mut t = Throughput::default();
+        let mut cpu = (0.0, 0.0, 0.0);
+        for i in 0..self.pairs {
+            let mut pair = (WrkResult::default(), WrkResult::default());
+            let order = if i % 2 == 0 {
+                [false, true]
+            } else {
+                [true, false]
+            };
+            for with in order {
+                let wrk = || {
+                    load::wrk(
+                        self.cg,
+                        self.url,
+                        self.seconds,
+                        WRK_THREADS,
+                        WRK_CONNS,
+                        close,
+                    )
+                };
+                if !with {
+                    pair.0 = wrk()?;
+                    continue;
+                }
+                let daemon = Daemon::start(self.bin, self.root, extra)?;
+                let (cpu0, n0) = (daemon.cpu_seconds()?, connections(&daemon)?);
+                let mut recorder = match profile {
+                    Some(data) if i + 1 == self.pairs => {
+                        Some(perf::record_process(data, daemon.pid(), self.seconds)?)
+                    }
+                    _ => None,
+                };
+                let t0 = Instant::now();
+                pair.1 = wrk()?;
+                let wall = t0.elapsed().as_secs_f64();
+                if let Some(rec) = recorder.as_mut() {
+                    rec.wait()?;
+                }
+                // Let the daemon finish what the load left in the ring.
+                thread::sleep(SETTLE);
+                let n = connections(&daemon)? - n0;
+                t.events += n;
+                cpu.0 += daemon.cpu_seconds()? - cpu0;
+                cpu.1 += n;
+                cpu.2 += wall;
+                daemon.stop()?;
+            }
+            println!(
+                "bench: {what}, {} pair {}: {:.0} → {:.0} req/s",
+                if close { "close" } else { "keep-alive" },
+                i + 1,
+                pair.0.rps,
+                pair.1.rps
+            );
+            t.pairs.push(pair);
+        }
+        Ok((t, cpu))
+    }
 }
 
 fn connections(daemon: &Daemon) -> anyhow::Result<f64> {

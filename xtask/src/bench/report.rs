@@ -85,6 +85,9 @@ impl Throughput {
 pub struct Deployed {
     pub keepalive: Throughput,
     pub close: Throughput,
+    /// The same loads with `--enforce deny` and nginx not named (non-AI).
+    pub deny_keepalive: Throughput,
+    pub deny_close: Throughput,
     /// The daemon's CPU seconds, connections counted and wall seconds over
     /// the "with" runs of new connections.
     pub cpu_seconds: f64,
@@ -311,7 +314,22 @@ impl Report {
                 T_KEEPALIVE,
             ),
             ("As deployed: new connections", &d.close, "conn/s", T_CLOSE),
+            (
+                "Under --enforce deny, non-AI: keep-alive",
+                &d.deny_keepalive,
+                "req/s",
+                T_KEEPALIVE,
+            ),
+            (
+                "Under --enforce deny, non-AI: new connections",
+                &d.deny_close,
+                "conn/s",
+                T_CLOSE,
+            ),
         ] {
+            if t.pairs.is_empty() {
+                continue;
+            }
             let (b, w) = t.means();
             let (lo, hi) = t.pair_ratios();
             let _ = writeln!(
@@ -453,6 +471,7 @@ impl Report {
         );
         let deployed = "Baseline: no gatewatch running. With: gatewatch attached at the cgroup v2 root as the DaemonSet does (so nginx's own sockets pass its programs too), `--provider` naming nginx so every connection is named, classified and counted; started before and stopped after each run";
         let bench_only = "Baseline: wrk in a cgroup no program is attached to; with: wrk in the cgroup gatewatch is attached to (the client side only)";
+        let deny = "Baseline: no gatewatch running. With: gatewatch attached at the cgroup v2 root with `--enforce deny` and no rule naming nginx, so every connection is non-AI traffic that passes the kernel's first-bytes check (its first segment is not a ClientHello naming a model endpoint); started before and stopped after each run";
         let d = &self.deployed;
         for (title, t, unit, what, setup) in [
             (
@@ -470,6 +489,20 @@ impl Report {
                 deployed,
             ),
             (
+                "Under --enforce deny: non-AI throughput over established connections",
+                &d.deny_keepalive,
+                "req/s",
+                &keepalive,
+                deny,
+            ),
+            (
+                "Under --enforce deny: non-AI new connections",
+                &d.deny_close,
+                "conn/s",
+                &close,
+                deny,
+            ),
+            (
                 "Bench-only cgroup: throughput over established connections",
                 &self.keepalive,
                 "req/s",
@@ -484,6 +517,9 @@ impl Report {
                 bench_only,
             ),
         ] {
+            if t.pairs.is_empty() {
+                continue;
+            }
             let _ = writeln!(o, "## {title}\n");
             let _ = writeln!(
                 o,
@@ -516,7 +552,7 @@ impl Report {
                 o,
                 "Baseline run-to-run variation (CV): {:.1}%. gatewatch {} {:.0} during these runs.\n",
                 t.baseline_cv(),
-                if std::ptr::eq(setup, deployed) {
+                if std::ptr::eq(setup, deployed) || std::ptr::eq(setup, deny) {
                     "counted connections:"
                 } else {
                     "read ring records:"
