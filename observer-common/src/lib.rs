@@ -282,6 +282,9 @@ pub const ENFORCE_DENY: u32 = 2;
 pub const DENY_NAMES_MAX: u32 = 8192;
 /// Entries of the kernel's address-rule table (`ADDR_RULES`).
 pub const ADDR_RULES_MAX: u32 = 1024;
+/// (cgroup, address) pairs `connect()` refuses because only denied model
+/// endpoints' DNS answers gave them to that cgroup (`DENY_ADDRS`, LRU).
+pub const DENY_ADDRS_MAX: u32 = 16384;
 /// Processes whose policy the kernel remembers (`POLICY`, LRU).
 pub const POLICY_ENTRIES: u32 = 16384;
 /// Longest server name the kernel reads from a ClientHello (a DNS name is
@@ -333,6 +336,15 @@ pub struct PolicyKey {
     pub cgroup_id: u64,
     pub tgid: u32,
     pub _pad: u32,
+}
+
+/// The key of `DENY_ADDRS`: an address (IPv4 as IPv4-mapped IPv6) as one
+/// cgroup learned it from DNS.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct AddrKey {
+    pub cgroup_id: u64,
+    pub addr: [u8; 16],
 }
 
 /// A value of `ADDR_RULES`, an LPM trie keyed by 16-byte addresses: IPv4
@@ -391,6 +403,7 @@ pub struct EnforceEvent {
 mod user {
     // SAFETY: plain-old-data keys and values with explicit padding.
     unsafe impl aya::Pod for super::PolicyKey {}
+    unsafe impl aya::Pod for super::AddrKey {}
     unsafe impl aya::Pod for super::AddrRuleValue {}
     // SAFETY: plain-old-data record with explicit padding and no pointers.
     unsafe impl aya::Pod for super::SockState {}
@@ -416,6 +429,7 @@ mod tests {
         assert_eq!(core::mem::offset_of!(SockState, bytes_sent), 56);
         assert_eq!(core::mem::size_of::<EnforceEvent>(), 80);
         assert_eq!(core::mem::size_of::<PolicyKey>(), 16);
+        assert_eq!(core::mem::size_of::<AddrKey>(), 24);
         assert_eq!(core::mem::size_of::<AddrRuleValue>(), 4);
     }
 

@@ -1,7 +1,7 @@
 //! `--enforce deny`: a model endpoint is reached directly only by processes
 //! userspace allowed. Two places decide, both on the client's own socket:
-//! `connect()` to an address of a user's provider rule (refused at once)
-//! and the first segment a connection sends (its ClientHello's server
+//! `connect()` to an address of a user's provider rule, or one only a denied
+//! name's DNS answer gave the cgroup (refused at once), and the first segment a connection sends (its ClientHello's server
 //! name, matched against `DENY_NAMES`). Only userspace knows workloads, so
 //! a process it has not judged yet has its first bytes held (dropped; TCP
 //! sends them again after its retransmission timer) while it is asked.
@@ -17,11 +17,11 @@ use aya_ebpf::{
     programs::SkBuffContext,
 };
 use observer_common::{
-    ADDR_DENY, ADDR_RULES_MAX, AF_INET, AF_INET6, AddrRuleValue, DENY_NAMES_MAX, DROP_ENFORCE,
-    ENFORCE_DENIED, ENFORCE_DENY, ENFORCE_HELD, EVENT_ENFORCE, EnforceEvent, NAME_EXACT_ALLOW,
-    NAME_EXACT_DENY, NAME_HASH_SEED, NAME_SUFFIX_ALLOW, NAME_SUFFIX_DENY, POLICY_ENTRIES,
-    POLICY_MAY_DIRECT, POLICY_NOT_DIRECT, PolicyKey, SNI_MAX, SOCK_DENIED, SOCK_ENFORCE_DONE,
-    SOCK_HELD, SockState, TLS_EXTENSIONS_MAX, name_hash_step,
+    ADDR_DENY, ADDR_RULES_MAX, AF_INET, AF_INET6, AddrKey, AddrRuleValue, DENY_ADDRS_MAX,
+    DENY_NAMES_MAX, DROP_ENFORCE, ENFORCE_DENIED, ENFORCE_DENY, ENFORCE_HELD, EVENT_ENFORCE,
+    EnforceEvent, NAME_EXACT_ALLOW, NAME_EXACT_DENY, NAME_HASH_SEED, NAME_SUFFIX_ALLOW,
+    NAME_SUFFIX_DENY, POLICY_ENTRIES, POLICY_MAY_DIRECT, POLICY_NOT_DIRECT, PolicyKey, SNI_MAX,
+    SOCK_DENIED, SOCK_ENFORCE_DONE, SOCK_HELD, SockState, TLS_EXTENSIONS_MAX, name_hash_step,
 };
 
 use crate::maps::{EVENTS, count_drop, submit_flags};
@@ -42,6 +42,11 @@ pub static DENY_NAMES: HashMap<u64, u8> = HashMap::with_max_entries(DENY_NAMES_M
 pub static ADDR_RULES: LpmTrie<[u8; 16], AddrRuleValue> =
     LpmTrie::with_max_entries(ADDR_RULES_MAX, 0);
 
+/// Addresses only denied model endpoints' DNS answers gave a cgroup;
+/// written and aged by userspace.
+#[map]
+pub static DENY_ADDRS: LruHashMap<AddrKey, u8> = LruHashMap::with_max_entries(DENY_ADDRS_MAX, 0);
+
 /// Userspace's answer per process: may it call model endpoints directly?
 #[map]
 pub static POLICY: LruHashMap<PolicyKey, u8> = LruHashMap::with_max_entries(POLICY_ENTRIES, 0);
@@ -59,22 +64,28 @@ pub fn enabled() -> bool {
 }
 
 /// True when `connect()` to `daddr:dport` must fail: a provider address
-/// rule covers it and this process may not call providers directly.
+/// rule covers it, or only denied model endpoints' DNS answers gave it to
+/// this cgroup, and this process may not call providers directly. A
+/// gateway's address (a user rule) is never refused.
 #[inline(always)]
 pub fn refuse_connect(family: u16, daddr: &[u32; 4], dport: u16, tgid: u32) -> bool {
     if !enabled() {
         return false;
     }
-    let key = Key::new(0, mapped(family, daddr));
-    let Some(rule) = addr_rule(key) else {
-        return false;
+    let addr = mapped(family, daddr);
+    let by_rule = match addr_rule(Key::new(0, addr)) {
+        Some(rule) if rule.verdict != ADDR_DENY => return false,
+        Some(rule) => rule.port == 0 || rule.port == dport,
+        None => false,
     };
-    if rule.verdict != ADDR_DENY || (rule.port != 0 && rule.port != dport) {
+    // SAFETY: helper call.
+    let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
+    // SAFETY: the value is only tested for presence.
+    if !by_rule && unsafe { DENY_ADDRS.get(&AddrKey { cgroup_id, addr }) }.is_none() {
         return false;
     }
     let policy = PolicyKey {
-        // SAFETY: helper call.
-        cgroup_id: unsafe { bpf_get_current_cgroup_id() },
+        cgroup_id,
         tgid,
         _pad: 0,
     };

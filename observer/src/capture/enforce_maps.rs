@@ -9,12 +9,14 @@ use aya::{
     maps::{HashMap, MapData, lpm_trie::Key, lpm_trie::LpmTrie},
 };
 use ipnet::IpNet;
-use observer_common::{ADDR_RULES_MAX, AddrRuleValue, DENY_NAMES_MAX, PolicyKey};
+use observer_common::{ADDR_RULES_MAX, AddrKey, AddrRuleValue, DENY_NAMES_MAX, PolicyKey};
 
 use super::loader::LoadError;
 
 /// `POLICY`: process → may it call model endpoints directly.
 pub type PolicyMap = HashMap<MapData, PolicyKey, u8>;
+/// `DENY_ADDRS`: (cgroup, address) pairs `connect()` refuses.
+pub type DenyAddrsMap = HashMap<MapData, AddrKey, u8>;
 
 /// What the kernel decides with, built from the classifier's rules.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

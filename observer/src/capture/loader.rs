@@ -18,7 +18,7 @@ use observer_common::{
     DROP_SLOTS, ENFORCE_DENY, ENFORCE_OFF, PAYLOAD_SEGMENTS_MAX, QUIC_PORTS_MAX,
 };
 
-use super::enforce_maps::{KernelTables, PolicyMap};
+use super::enforce_maps::{DenyAddrsMap, KernelTables, PolicyMap};
 use super::{
     cgroup::{find_cgroup2_root, is_cgroup2},
     own_tgid::own_host_tgid,
@@ -171,14 +171,22 @@ impl Probes {
 
     /// The per-process policy map (`--enforce deny`); call once.
     pub fn take_policy(&mut self) -> Result<PolicyMap, LoadError> {
-        let map = self
-            .ebpf
-            .take_map("POLICY")
-            .ok_or_else(|| LoadError::Other {
-                action: "find map POLICY".into(),
-                source: "not in the eBPF object".into(),
-            })?;
+        let map = self.take("POLICY")?;
         PolicyMap::try_from(map).map_err(|e| classify_err("open the POLICY map", e))
+    }
+
+    /// The DNS-learned addresses `connect()` refuses (`--enforce deny`);
+    /// call once.
+    pub fn take_deny_addrs(&mut self) -> Result<DenyAddrsMap, LoadError> {
+        let map = self.take("DENY_ADDRS")?;
+        DenyAddrsMap::try_from(map).map_err(|e| classify_err("open the DENY_ADDRS map", e))
+    }
+
+    fn take(&mut self, name: &str) -> Result<aya::maps::Map, LoadError> {
+        self.ebpf.take_map(name).ok_or_else(|| LoadError::Other {
+            action: format!("find map {name}"),
+            source: "not in the eBPF object".into(),
+        })
     }
 
     /// Total records lost per drop slot, summed over CPUs.

@@ -119,6 +119,7 @@ impl Pipeline {
                 );
                 Some(Enforcer::new(
                     probes.take_policy()?,
+                    probes.take_deny_addrs()?,
                     cfg.workload_paths.proc_root.clone(),
                     outputs.metrics.clone(),
                 ))

@@ -1,13 +1,27 @@
 //! Carries out what the flow table decided under `--enforce deny`: tells
-//! the kernel each process's policy, and ends denied sockets. Bounded and
+//! the kernel each process's policy and the DNS-learned addresses it
+//! refuses, and ends denied sockets. Bounded and
 //! aged: a process's policy is forgotten (in the kernel too) once the
 //! process is gone, and the record of ended sockets is a short ring.
-use std::{collections::VecDeque, net::SocketAddr, path::PathBuf, sync::Arc};
+use std::{
+    collections::VecDeque,
+    net::{IpAddr, SocketAddr},
+    path::PathBuf,
+    sync::Arc,
+};
 
-use observer_common::{POLICY_ENTRIES, POLICY_MAY_DIRECT, POLICY_NOT_DIRECT, PolicyKey};
+use observer_common::{AddrKey, POLICY_ENTRIES, POLICY_MAY_DIRECT, POLICY_NOT_DIRECT, PolicyKey};
 
-use super::destroy::{self, DestroyError, SocketId};
-use crate::{capture::PolicyMap, fast_map::FastMap, outputs::Metrics, workload::read_start_time};
+use super::{
+    destroy::{self, DestroyError, SocketId},
+    dns_addrs::AddrChange,
+};
+use crate::{
+    capture::{DenyAddrsMap, PolicyMap},
+    fast_map::FastMap,
+    outputs::Metrics,
+    workload::read_start_time,
+};
 
 /// Sockets remembered as ended, so a flow the kernel and userspace both
 /// judged is ended once.
@@ -19,6 +33,9 @@ pub enum Action {
     /// The kernel held a process's first bytes to a model endpoint: its
     /// answer.
     Decide { key: PolicyKey, may_direct: bool },
+    /// Refuse (or stop refusing) `connect()` to an address a cgroup
+    /// learned only for denied names.
+    Addr(AddrChange),
     /// End a denied socket. `src` is known when the kernel reported the
     /// socket; otherwise it is looked up by cookie.
     End {
@@ -32,6 +49,7 @@ pub enum Action {
 
 pub struct Enforcer {
     policy: PolicyMap,
+    addrs: DenyAddrsMap,
     proc_root: PathBuf,
     metrics: Arc<Metrics>,
     /// What was told to the kernel, with the process's start time.
@@ -40,9 +58,15 @@ pub struct Enforcer {
 }
 
 impl Enforcer {
-    pub fn new(policy: PolicyMap, proc_root: PathBuf, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        policy: PolicyMap,
+        addrs: DenyAddrsMap,
+        proc_root: PathBuf,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             policy,
+            addrs,
             proc_root,
             metrics,
             decided: FastMap::default(),
@@ -54,6 +78,7 @@ impl Enforcer {
         for action in actions {
             match action {
                 Action::Decide { key, may_direct } => self.decide(key, may_direct),
+                Action::Addr(change) => self.addr(change),
                 Action::End {
                     tgid,
                     cookie,
@@ -91,6 +116,28 @@ impl Enforcer {
                     key.tgid
                 );
             }
+        }
+    }
+
+    fn addr(&mut self, change: AddrChange) {
+        let key = |cgroup_id: u64, ip: IpAddr| AddrKey {
+            cgroup_id,
+            addr: match ip.to_canonical() {
+                IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+                IpAddr::V6(v6) => v6.octets(),
+            },
+        };
+        let result = match change {
+            AddrChange::Deny(cgroup, ip) => self.addrs.insert(key(cgroup, ip), 1, 0),
+            // Evicted by the kernel's LRU already: nothing to forget.
+            AddrChange::Forget(cgroup, ip) => {
+                let _ = self.addrs.remove(&key(cgroup, ip));
+                Ok(())
+            }
+        };
+        if let Err(e) = result {
+            self.error("policy_write");
+            log::warn!("--enforce: cannot write a DNS-learned address: {e}");
         }
     }
 

@@ -32,18 +32,48 @@ const NO_RULE_ADDR: IpAddr = IpAddr::V6(Ipv6Addr::new(0x100, 0, 0, 0, 0, 0, 0, 1
 /// Where TLS usually goes; the ports rules name are tried too.
 const HTTPS_PORT: u16 = 443;
 
+/// Judges host names as the kernel's tables do: denied when the classifier
+/// calls the name `direct` on every port any rule names (and 443), by name
+/// alone. Built once from the classifier's rules.
+#[derive(Clone, Debug)]
+pub struct NameJudge {
+    ports: BTreeSet<u16>,
+}
+
+impl NameJudge {
+    pub fn new(classifier: &Classifier) -> Self {
+        let mut ports: BTreeSet<u16> = BTreeSet::from([HTTPS_PORT]);
+        for rule in classifier.rules() {
+            ports.extend(rule.pattern.port);
+        }
+        for entry in classifier.catalog().entries() {
+            ports.extend(entry.ports.iter().copied());
+        }
+        Self { ports }
+    }
+
+    /// True when a connection named `host` (normalised) is a direct model
+    /// call whatever its port.
+    pub fn denies(&self, classifier: &Classifier, host: &str) -> bool {
+        self.ports.iter().all(|port| {
+            classifier
+                .classify(Some(host), NO_RULE_ADDR, *port, false)
+                .route
+                == Route::Direct
+        })
+    }
+}
+
 pub fn kernel_tables(classifier: &Classifier) -> KernelTables {
+    let judge = NameJudge::new(classifier);
     let mut patterns: HashSet<HostPattern> = HashSet::new();
-    let mut ports: BTreeSet<u16> = BTreeSet::from([HTTPS_PORT]);
     for rule in classifier.rules() {
         if let Dest::Host(h) = &rule.pattern.dest {
             patterns.insert(h.clone());
         }
-        ports.extend(rule.pattern.port);
     }
     for entry in classifier.catalog().entries() {
         patterns.extend(entry.patterns.iter().cloned());
-        ports.extend(entry.ports.iter().copied());
     }
     patterns.extend(classifier.ignored().iter().cloned());
 
@@ -63,13 +93,7 @@ pub fn kernel_tables(classifier: &Classifier) -> KernelTables {
                 NAME_SUFFIX_ALLOW,
             ),
         };
-        let direct_on_every_port = ports.iter().all(|port| {
-            classifier
-                .classify(Some(&host), NO_RULE_ADDR, *port, false)
-                .route
-                == Route::Direct
-        });
-        let bit = if direct_on_every_port {
+        let bit = if judge.denies(classifier, &host) {
             deny_bit
         } else {
             allow_bit

@@ -192,3 +192,44 @@ fn a_refused_connect_is_a_connect_stage_denial_and_not_ended_again() {
     let m = m.render();
     assert!(m.contains(r#"stage="connect""#), "{m}");
 }
+
+const OPENAI_A: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/fixtures/dns_api_openai_a.bin"
+));
+
+fn dns(cgroup_id: u64, data: &[u8]) -> Event {
+    let Event::Payload(mut chunk) = payload(0, 0, data) else {
+        unreachable!()
+    };
+    chunk.cgroup_id = cgroup_id;
+    Event::Dns(chunk)
+}
+
+#[test]
+fn a_denied_names_dns_answer_makes_its_addresses_refused_at_connect_for_that_cgroup() {
+    let (mut t, _) = table(Mode::Deny, false);
+    t.handle(dns(7, OPENAI_A), Instant::now());
+    let actions = t.take_actions();
+    assert!(!actions.is_empty(), "the answer has addresses");
+    for a in &actions {
+        assert!(
+            matches!(a, Action::Addr(crate::enforcement::AddrChange::Deny(7, _))),
+            "{actions:?}"
+        );
+    }
+    // Forgotten with the answer (its TTL, at most the name cache's cap).
+    let later = Instant::now() + crate::naming::name_cache::MAX_TTL + Duration::from_secs(1);
+    t.sweep(later);
+    let forgotten = t.take_actions();
+    assert_eq!(forgotten.len(), actions.len(), "{forgotten:?}");
+}
+
+#[test]
+fn only_deny_follows_dns_answers() {
+    for mode in [Mode::Off, Mode::Audit] {
+        let (mut t, _) = table(mode, false);
+        t.handle(dns(7, OPENAI_A), Instant::now());
+        assert!(t.take_actions().is_empty(), "{mode:?}");
+    }
+}

@@ -21,10 +21,11 @@ use observer_common::{IPPROTO_TCP, PolicyKey};
 use crate::{
     capture::{Chunk, ConnectEvent, EnforceAction, EnforceEvent, Event, StateChange, StateEvent},
     classification::{Classifier, Route},
-    enforcement::{Action, KernelDid, Mode, Policy},
+    enforcement::{Action, DnsAddrs, KernelDid, Mode, NameJudge, Policy},
     naming::{
         self, NameCache, Opening, Reading, dns,
         dns_tcp::{DEFAULT_DNS_TCP_STREAMS, DnsTcpStreams},
+        name_cache::{MAX_TTL, MIN_TTL},
         quic::{HelloRead, QuicOpening, Step},
     },
 };
@@ -67,6 +68,10 @@ pub struct FlowTable<S: FlowSink> {
     quic_openings: usize,
     identify: Identify,
     policy: Policy,
+    /// `--enforce deny`: which names are denied, and the addresses only
+    /// denied names' DNS answers gave each cgroup.
+    judge: Option<NameJudge>,
+    dns_addrs: DnsAddrs,
     /// What `--enforce deny` asks of the enforcer; taken after each batch.
     actions: Vec<Action>,
 }
@@ -89,6 +94,8 @@ impl<S: FlowSink> FlowTable<S> {
             policy: Policy {
                 mode: settings.enforce,
             },
+            judge: (settings.enforce == Mode::Deny).then(|| NameJudge::new(&classifier)),
+            dns_addrs: DnsAddrs::default(),
             actions: Vec::new(),
             settings,
             classifier,
@@ -156,6 +163,8 @@ impl<S: FlowSink> FlowTable<S> {
             self.sink.label_set_expired(&labels);
         }
         self.names.purge_expired(now);
+        self.actions
+            .extend(self.dns_addrs.sweep(now).into_iter().map(Action::Addr));
         self.sink.sweep(self.settings.series_ttl);
     }
 
@@ -267,9 +276,31 @@ impl<S: FlowSink> FlowTable<S> {
 
     fn on_dns(&mut self, message: &[u8], cgroup_id: u64, now: Instant) {
         match dns::parse_response(message) {
-            Ok(answer) => self.names.learn(cgroup_id, &answer, now),
+            Ok(answer) => {
+                self.names.learn(cgroup_id, &answer, now);
+                self.learn_denied_addrs(cgroup_id, &answer, now);
+            }
             Err(dns::DnsError::NotResponse) => {}
             Err(_) => self.sink.note(Note::ParseError("dns")),
+        }
+    }
+
+    /// `--enforce deny`: the addresses of a denied name's answer are
+    /// refused at connect for that cgroup, unless another name shares them.
+    fn learn_denied_addrs(&mut self, cgroup_id: u64, answer: &dns::DnsAnswer, now: Instant) {
+        let Some(judge) = &self.judge else {
+            return;
+        };
+        if answer.addrs.is_empty() {
+            return;
+        }
+        let denied = judge.denies(&self.classifier, &answer.question);
+        for &(ip, ttl) in &answer.addrs {
+            let ttl = Duration::from_secs(ttl.into()).clamp(MIN_TTL, MAX_TTL);
+            let expires = now.checked_add(ttl).unwrap_or(now);
+            if let Some(change) = self.dns_addrs.learn(cgroup_id, ip, denied, expires, now) {
+                self.actions.push(Action::Addr(change));
+            }
         }
     }
 
