@@ -22,6 +22,11 @@ pub enum AddrChange {
     Forget(u64, IpAddr),
 }
 
+/// An answer that holds at `now`.
+fn alive(until: Option<Instant>, now: Instant) -> bool {
+    until.is_some_and(|t| t > now)
+}
+
 #[derive(Clone, Copy, Debug, Default)]
 struct Names {
     /// Until when a denied name's answer holds this address.
@@ -34,11 +39,11 @@ struct Names {
 
 impl Names {
     fn denied(&self, now: Instant) -> bool {
-        self.denied_until.is_some_and(|t| t > now) && !self.allowed_until.is_some_and(|t| t > now)
+        alive(self.denied_until, now) && !alive(self.allowed_until, now)
     }
 
     fn expired(&self, now: Instant) -> bool {
-        !self.denied_until.is_some_and(|t| t > now) && !self.allowed_until.is_some_and(|t| t > now)
+        !alive(self.denied_until, now) && !alive(self.allowed_until, now)
     }
 
     /// Brings the kernel's view in line with the answers alive at `now`.
