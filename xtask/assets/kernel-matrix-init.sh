@@ -107,4 +107,21 @@ wait "$GW" || fail "gatewatch exited with status $? after SIGTERM"
 echo "--- gatewatch log ---"
 cat "$LOG"
 echo "--- end gatewatch log ---"
-verdict PASS "$programs programs attached as $links bpf links; IPv4 (named by HTTP Host, bytes at close) and IPv6 connections counted; clean detach"
+
+# --enforce deny loads the programs' enforcement paths (the verifier skips
+# them when enforcement is off); non-AI traffic still passes.
+LOG=/tmp/gatewatch-deny.log
+gatewatch run --cgroup /sys/fs/cgroup --metrics-addr 127.0.0.1:9464 \
+    --enforce deny --log-level info >"$LOG" 2>&1 &
+GW=$!
+i=0
+until grep -qs "ready: metrics on" "$LOG"; do
+    kill -0 "$GW" 2>/dev/null || { wait "$GW"; fail "gatewatch --enforce deny exited with status $? before it was ready"; }
+    i=$((i + 1))
+    [ "$i" -gt 300 ] && fail "gatewatch --enforce deny not ready after 30s"
+    sleep 0.1
+done
+timeout 5 wget -q -O /tmp/r4 http://127.0.0.2:7000/ || fail "non-AI request failed under --enforce deny"
+kill -TERM "$GW"
+wait "$GW" || fail "gatewatch --enforce deny exited with status $? after SIGTERM"
+verdict PASS "$programs programs attached as $links bpf links; IPv4 (named by HTTP Host, bytes at close) and IPv6 connections counted; clean detach; --enforce deny loaded, non-AI traffic passed"
