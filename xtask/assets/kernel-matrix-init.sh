@@ -50,18 +50,22 @@ echo "kernel matrix" >/tmp/www/index.html
 httpd -p 127.0.0.2:7000 -h /tmp/www || fail "cannot start the IPv4 test server"
 httpd -p '[::1]:7001' -h /tmp/www || fail "cannot start the IPv6 test server"
 
-gatewatch run --cgroup /sys/fs/cgroup --metrics-addr 127.0.0.1:9464 \
-    --provider matrix4=127.0.0.2:7000 --provider 'matrix6=[::1]:7001' \
-    --log-level info >"$LOG" 2>&1 &
-GW=$!
+# Starts gatewatch on the whole tree with extra arguments, logging to $LOG;
+# returns once it is ready (its pid in $GW).
+start_gatewatch() {
+    gatewatch run --cgroup /sys/fs/cgroup --metrics-addr 127.0.0.1:9464 \
+        --log-level info "$@" >"$LOG" 2>&1 &
+    GW=$!
+    i=0
+    until grep -qs "ready: metrics on" "$LOG"; do
+        kill -0 "$GW" 2>/dev/null || { wait "$GW"; fail "gatewatch $* exited with status $? before it was ready"; }
+        i=$((i + 1))
+        [ "$i" -gt 300 ] && fail "gatewatch $* not ready after 30s"
+        sleep 0.1
+    done
+}
 
-i=0
-until grep -qs "ready: metrics on" "$LOG"; do
-    kill -0 "$GW" 2>/dev/null || { wait "$GW"; fail "gatewatch exited with status $? before it was ready"; }
-    i=$((i + 1))
-    [ "$i" -gt 300 ] && fail "gatewatch not ready after 30s"
-    sleep 0.1
-done
+start_gatewatch --provider matrix4=127.0.0.2:7000 --provider 'matrix6=[::1]:7001'
 timeout 5 wget -q -O /tmp/readyz http://127.0.0.1:9464/readyz || fail "/readyz did not answer 200"
 
 # Every program is attached through a bpf link held by gatewatch.
@@ -111,16 +115,7 @@ echo "--- end gatewatch log ---"
 # --enforce deny loads the programs' enforcement paths (the verifier skips
 # them when enforcement is off); non-AI traffic still passes.
 LOG=/tmp/gatewatch-deny.log
-gatewatch run --cgroup /sys/fs/cgroup --metrics-addr 127.0.0.1:9464 \
-    --enforce deny --log-level info >"$LOG" 2>&1 &
-GW=$!
-i=0
-until grep -qs "ready: metrics on" "$LOG"; do
-    kill -0 "$GW" 2>/dev/null || { wait "$GW"; fail "gatewatch --enforce deny exited with status $? before it was ready"; }
-    i=$((i + 1))
-    [ "$i" -gt 300 ] && fail "gatewatch --enforce deny not ready after 30s"
-    sleep 0.1
-done
+start_gatewatch --enforce deny
 timeout 5 wget -q -O /tmp/r4 http://127.0.0.2:7000/ || fail "non-AI request failed under --enforce deny"
 kill -TERM "$GW"
 wait "$GW" || fail "gatewatch --enforce deny exited with status $? after SIGTERM"
