@@ -24,7 +24,7 @@ use crate::{
         DEFAULT_MAX_LIVE, FlowSettings, FlowSink as _, FlowTable, Identify, Note, WorkloadInfo,
     },
     outputs::{AppState, FlowLog, Metrics, Outputs, api},
-    workload::{KubePods, PodWatcher, WorkloadConfig, Workloads},
+    workload::{KubePods, PodWatcher, WorkloadConfig, Workloads, read_comm},
 };
 
 /// How often the ring is drained without a wakeup and waiting connections
@@ -260,7 +260,17 @@ fn identify(cfg: &Config, cgroup_root: std::path::PathBuf, kube: Option<KubePods
     }
     let selectors = cfg.gateway_workloads.clone();
     let allow_direct = cfg.allow_direct.clone();
+    let proc_root = cfg.workload_paths.proc_root.clone();
     Box::new(move |cgroup_id, tgid, comm| {
+        // A caller without the connect record (a process held by
+        // --enforce after its flow was counted) has no comm: read it.
+        let read;
+        let comm = if comm.is_empty() {
+            read = read_comm(&proc_root, tgid).unwrap_or_default();
+            read.as_str()
+        } else {
+            comm
+        };
         let w = workloads.identify(cgroup_id, tgid, comm);
         let is_gateway = selectors.iter().any(|s| s.matches(&w, comm));
         let allowed_direct = allow_direct.iter().any(|s| s.matches(&w, comm));

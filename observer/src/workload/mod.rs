@@ -49,7 +49,8 @@ pub use kube_api::{
 };
 pub use pods::{POD_RESCAN_INTERVAL, POD_SCAN_MAX_ENTRIES, PodDirectory, PodInfo, PodRecord};
 pub use process::{
-    PROCESS_CACHE_CAPACITY, PROCESS_RECHECK, ProcessCache, Seen, parse_start_time, read_start_time,
+    PROCESS_CACHE_CAPACITY, PROCESS_RECHECK, ProcessCache, Seen, parse_start_time, read_comm,
+    read_start_time,
 };
 pub use selector::{GatewaySelector, SELECTOR_KEYS, SelectorError, describe_workload};
 

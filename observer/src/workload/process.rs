@@ -140,6 +140,13 @@ impl ProcessCache {
     }
 }
 
+/// The comm of process `tgid` under `proc_root`, as the kernel reports it
+/// in connect records; `None` once it is gone.
+pub fn read_comm(proc_root: &std::path::Path, tgid: u32) -> Option<String> {
+    let comm = fs::read_to_string(proc_root.join(tgid.to_string()).join("comm")).ok()?;
+    Some(comm.trim_end_matches('\n').to_owned())
+}
+
 /// The start time of process `tgid` under `proc_root`; `None` once it is
 /// gone. With the tgid it names one process, even after pid reuse.
 pub fn read_start_time(proc_root: &std::path::Path, tgid: u32) -> Option<u64> {

@@ -148,3 +148,14 @@ fn the_same_process_seen_again_is_served_without_reading_proc_until_the_recheck(
         Some("/bin/third")
     );
 }
+
+#[test]
+fn comm_and_start_time_are_read_until_the_process_is_gone() {
+    let root = TempDir::new("proc-comm");
+    fake_process(&root, 12, 77, "/usr/bin/litellm");
+    root.write("12/comm", "litellm\n");
+    assert_eq!(read_comm(root.path(), 12).as_deref(), Some("litellm"));
+    assert_eq!(read_start_time(root.path(), 12), Some(77));
+    assert_eq!(read_comm(root.path(), 13), None);
+    assert_eq!(read_start_time(root.path(), 13), None);
+}
