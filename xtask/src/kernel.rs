@@ -47,7 +47,7 @@ const BOOT_ATTEMPTS: u32 = 2;
 /// and about ten under TCG; the guest gives up by itself 75 s after /init
 /// starts, so these only catch a kernel that never gets there.
 const BOOT_TIMEOUT_KVM: Duration = Duration::from_secs(120);
-const BOOT_TIMEOUT_TCG: Duration = Duration::from_secs(240);
+const BOOT_TIMEOUT_TCG: Duration = Duration::from_secs(360);
 const GUEST_MEMORY: &str = "512M";
 
 #[derive(Clone, Copy, PartialEq)]

@@ -15,7 +15,7 @@ use tokio::{
 use super::{agent_audit, config::Config};
 use crate::{
     capture::{
-        LoadOptions, Probes,
+        LoadError, LoadOptions, Probes,
         ring::{DropCounters, drain},
     },
     classification::{Catalog, Classifier},
@@ -111,7 +111,8 @@ impl Pipeline {
             proc_root: cfg.workload_paths.proc_root.clone(),
             quic_ports: cfg.quic_ports.clone(),
             enforce,
-        })?;
+        })
+        .map_err(|e| too_complex_for_this_kernel(e, cfg.enforce))?;
         let enforcer = match cfg.enforce {
             EnforceMode::Deny => {
                 log::info!(
@@ -229,6 +230,23 @@ impl Pipeline {
             }
             Err(e) => log::warn!("cannot read kernel drop counters: {e}"),
         }
+    }
+}
+
+/// `--enforce deny` adds a check of each connection's first bytes to the
+/// egress program, which some kernels' verifiers reject as too complex
+/// (6.1 does; 6.12 and later accept it): say so, and what to run instead.
+fn too_complex_for_this_kernel(e: LoadError, enforce: EnforceMode) -> anyhow::Error {
+    let too_large = matches!(&e, LoadError::Verifier { error, log, .. }
+        if error.contains("Argument list too long") || log.contains("too large"));
+    if enforce == EnforceMode::Deny && too_large {
+        anyhow::Error::new(e).context(
+            "--enforce deny: this kernel's BPF verifier rejects the first-bytes check as too \
+             complex (it loads on Linux 6.12 and later; 6.1 rejects it). Run --enforce audit \
+             on this node, or upgrade its kernel",
+        )
+    } else {
+        e.into()
     }
 }
 
