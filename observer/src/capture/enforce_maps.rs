@@ -85,15 +85,22 @@ fn missing(map: &str) -> LoadError {
     }
 }
 
+/// An address as the kernel's enforcement maps hold it: IPv4 as
+/// `::ffff:a.b.c.d`.
+pub fn mapped_octets(ip: IpAddr) -> [u8; 16] {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        IpAddr::V6(v6) => v6.octets(),
+    }
+}
+
 /// A network as the kernel's trie holds it: IPv4 as `::ffff:a.b.c.d/96+n`.
 pub fn trie_key(net: &IpNet) -> (u32, [u8; 16]) {
-    match net.network() {
-        IpAddr::V4(v4) => (
-            96 + u32::from(net.prefix_len()),
-            v4.to_ipv6_mapped().octets(),
-        ),
-        IpAddr::V6(v6) => (u32::from(net.prefix_len()), v6.octets()),
-    }
+    let offset = if net.network().is_ipv4() { 96 } else { 0 };
+    (
+        offset + u32::from(net.prefix_len()),
+        mapped_octets(net.network()),
+    )
 }
 
 #[cfg(test)]

@@ -18,5 +18,5 @@ pub use decode::{
     Chunk, Closed, ConnectEvent, DecodeError, EnforceAction, EnforceEvent, Event, StateChange,
     StateEvent, decode,
 };
-pub use enforce_maps::{DenyAddrsMap, KernelTables, PolicyMap};
+pub use enforce_maps::{DenyAddrsMap, KernelTables, PolicyMap, mapped_octets};
 pub use loader::{LoadError, LoadOptions, PROGRAMS, Probes};

@@ -17,7 +17,7 @@ use super::{
     dns_addrs::AddrChange,
 };
 use crate::{
-    capture::{DenyAddrsMap, PolicyMap},
+    capture::{DenyAddrsMap, PolicyMap, mapped_octets},
     fast_map::FastMap,
     outputs::Metrics,
     workload::read_start_time,
@@ -122,10 +122,7 @@ impl Enforcer {
     fn addr(&mut self, change: AddrChange) {
         let key = |cgroup_id: u64, ip: IpAddr| AddrKey {
             cgroup_id,
-            addr: match ip.to_canonical() {
-                IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
-                IpAddr::V6(v6) => v6.octets(),
-            },
+            addr: mapped_octets(ip),
         };
         let result = match change {
             AddrChange::Deny(cgroup, ip) => self.addrs.insert(key(cgroup, ip), 1, 0),
@@ -172,9 +169,9 @@ impl Enforcer {
         match result {
             Ok(()) => log::debug!("--enforce: ended denied socket {cookie} of pid {tgid} to {dst}"),
             // Closed by its process already (or the process is gone).
-            Err(DestroyError::NotFound) | Err(DestroyError::Namespace { .. })
-                if read_start_time(&self.proc_root, tgid).is_none() => {}
             Err(DestroyError::NotFound) => {}
+            Err(DestroyError::Namespace { .. })
+                if read_start_time(&self.proc_root, tgid).is_none() => {}
             Err(e) => {
                 self.error("destroy");
                 log::warn!("--enforce: cannot end denied socket of pid {tgid} to {dst}: {e}");
