@@ -22,7 +22,9 @@ fn check(record: &[u8]) {
             Event::Payload(chunk)
             | Event::Dns(chunk)
             | Event::Datagram(chunk)
-            | Event::DnsTcp(chunk),
+            | Event::DnsTcp(chunk)
+            | Event::TlsOut(chunk)
+            | Event::TlsIn(chunk),
         ) => {
             assert!(chunk.data.len() <= common::PAYLOAD_CAPTURE_MAX);
         }

@@ -37,6 +37,57 @@ pub const EVENT_DNS_TCP: u32 = 6;
 /// (`EnforceEvent`).
 pub const EVENT_ENFORCE: u32 = 7;
 
+/// `--tls-probes`: plaintext a process wrote into (`EVENT_TLS_OUT`) or
+/// read from (`EVENT_TLS_IN`) a TLS library, as `PayloadEvent`s: `offset`
+/// is the chunk's place in the library call's buffer, `total` the call's
+/// bytes.
+pub const EVENT_TLS_OUT: u32 = 8;
+pub const EVENT_TLS_IN: u32 = 9;
+
+/// Plaintext copied per TLS library call, in `PAYLOAD_CAPTURE_MAX` chunks;
+/// the rest of a longer call is reported as skipped.
+pub const TLS_CHUNKS_MAX: u32 = 32;
+/// Threads in a `connect()` or a TLS library call at once (`CONNECT_FDS`,
+/// `SSL_CALLS`, LRU).
+pub const TLS_THREADS_MAX: u32 = 16384;
+/// Client sockets and TLS sessions the probes can join (`FD_COOKIES`,
+/// `SSL_FDS`, `TLS_SKIP`, LRU).
+pub const TLS_SOCKETS_MAX: u32 = 65536;
+
+/// Offset of `fd` in the `syscalls/sys_enter_connect` tracepoint record
+/// (after the common header and the syscall number, as its format file says).
+pub const SYS_ENTER_FD_OFFSET: usize = 16;
+
+/// The key of `FD_COOKIES`: one file descriptor of one process.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FdKey {
+    pub tgid: u32,
+    pub fd: u32,
+}
+
+/// The key of `SSL_FDS`: one TLS session (an `SSL *`) of one process.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SslKey {
+    pub tgid: u32,
+    pub _pad: u32,
+    pub ssl: u64,
+}
+
+/// A TLS library call in progress, kept from its entry to its return.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SslCall {
+    pub ssl: u64,
+    pub buf: u64,
+    /// `SSL_*_ex`: where the library writes the byte count; 0 otherwise.
+    pub len_ptr: u64,
+    /// `EVENT_TLS_OUT` or `EVENT_TLS_IN`.
+    pub kind: u32,
+    pub _pad: u32,
+}
+
 /// UDP destination ports whose flows are followed as QUIC (load-time
 /// global `QUIC_PORTS`; 0 marks an unused slot).
 pub const QUIC_PORTS_MAX: usize = 4;
@@ -72,7 +123,10 @@ pub const DROP_UDP_DESTS: u32 = 9;
 /// An `EnforceEvent` was lost: the connection is still stopped, but its
 /// socket is not ended until userspace learns of it another way.
 pub const DROP_ENFORCE: u32 = 10;
-pub const DROP_SLOTS: u32 = 11;
+/// A TLS plaintext chunk was lost (the ring was full, or the process's
+/// memory could not be read).
+pub const DROP_TLS: u32 = 11;
+pub const DROP_SLOTS: u32 = 12;
 
 /// Bits of `StateEvent::close_flags`.
 /// The peer sent a RST (seen by the ingress program before the close).
@@ -407,6 +461,9 @@ mod user {
     unsafe impl aya::Pod for super::AddrRuleValue {}
     // SAFETY: plain-old-data record with explicit padding and no pointers.
     unsafe impl aya::Pod for super::SockState {}
+    unsafe impl aya::Pod for super::FdKey {}
+    unsafe impl aya::Pod for super::SslKey {}
+    unsafe impl aya::Pod for super::SslCall {}
 }
 
 #[cfg(test)]
@@ -431,6 +488,9 @@ mod tests {
         assert_eq!(core::mem::size_of::<PolicyKey>(), 16);
         assert_eq!(core::mem::size_of::<AddrKey>(), 24);
         assert_eq!(core::mem::size_of::<AddrRuleValue>(), 4);
+        assert_eq!(core::mem::size_of::<FdKey>(), 8);
+        assert_eq!(core::mem::size_of::<SslKey>(), 16);
+        assert_eq!(core::mem::size_of::<SslCall>(), 32);
     }
 
     #[test]

@@ -21,6 +21,7 @@ use crate::{
     enforce,
     lifecycle::{emit_close, end_udp_flow},
     maps::{EVENTS, OWN_TGID, QUIC_PORTS, count_drop, sock_state, submit_flags},
+    tls,
 };
 
 const SOCK_STREAM: u32 = 1;
@@ -54,6 +55,7 @@ pub fn try_connect(ctx: &SockAddrContext, family: u16) -> Result<bool, i64> {
     // SAFETY: helper calls on the program's own context.
     let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
     let dest = dest(sa, family);
+    tls::remember_fd(pid_tgid, cookie);
     // Socket-local state asks egress for this connection's first bytes and
     // lets release tell a connect that never sent its SYN.
     let state = sock_state(sk_of(sa), true);

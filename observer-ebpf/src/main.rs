@@ -12,6 +12,7 @@ mod lifecycle;
 mod maps;
 mod net;
 mod payload;
+mod tls;
 
 use aya_ebpf::{
     macros::{cgroup_skb, cgroup_sock, cgroup_sock_addr, sock_ops},

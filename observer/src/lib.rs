@@ -9,6 +9,9 @@
 //! - [`classification`]: its route (gateway, direct, gateway_upstream, agent_platform, other);
 //! - [`flows`]: one record per connection (TCP) or UDP flow to a QUIC port,
 //!   joined by socket cookie, followed to its close;
+//! - [`inspection`]: with `--tls-probes`, the requests inside AI
+//!   connections (operation, model, status, tokens) from TLS libraries'
+//!   plaintext;
 //! - [`enforcement`]: with `--enforce audit|deny`, the policy that only
 //!   gateway workloads (and an allow list) call model endpoints directly,
 //!   the kernel's tables for it, and ending denied sockets;
@@ -30,6 +33,7 @@ pub mod daemon;
 pub mod enforcement;
 pub mod fast_map;
 pub mod flows;
+pub mod inspection;
 pub mod naming;
 pub mod outputs;
 pub mod workload;

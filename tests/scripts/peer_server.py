@@ -17,7 +17,15 @@ COMPLETION = {
     "created": 0,
     "model": "test-model",
     "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
-    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
+}
+# A streamed chat's usage (stream_options.include_usage: the last event).
+STREAM_USAGE = {"prompt_tokens": 21, "completion_tokens": 3, "total_tokens": 24}
+EMBEDDINGS = {
+    "object": "list",
+    "data": [{"object": "embedding", "index": 0, "embedding": [0.0, 1.0]}],
+    "model": "test-embedding",
+    "usage": {"prompt_tokens": 8, "total_tokens": 8},
 }
 
 
@@ -36,8 +44,34 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
-        self.rfile.read(length)
-        self._reply(json.dumps(COMPLETION).encode(), "application/json")
+        try:
+            request = json.loads(self.rfile.read(length) or b"{}")
+        except ValueError:
+            request = {}
+        if self.path.endswith("/embeddings"):
+            self._reply(json.dumps(EMBEDDINGS).encode(), "application/json")
+        elif request.get("stream"):
+            self._stream()
+        else:
+            self._reply(json.dumps(COMPLETION).encode(), "application/json")
+
+    def _stream(self) -> None:
+        """Server-sent events in chunked encoding, as OpenAI streams."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        base = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": 0, "model": "test-model"}
+        events = [
+            dict(base, choices=[{"index": 0, "delta": {"role": "assistant", "content": "h"}}], usage=None),
+            dict(base, choices=[{"index": 0, "delta": {"content": "i"}, "finish_reason": "stop"}], usage=None),
+            dict(base, choices=[], usage=STREAM_USAGE),
+        ]
+        for data in [json.dumps(e) for e in events] + ["[DONE]"]:
+            piece = f"data: {data}\n\n".encode()
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            self.wfile.flush()
+        self.wfile.write(b"0\r\n\r\n")
 
     def log_message(self, *args) -> None:
         pass

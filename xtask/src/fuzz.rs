@@ -77,6 +77,12 @@ const TARGETS: &[Target] = &[
         max_len: 4096,
         fixtures: &[],
     },
+    // TLS plaintext pieces of one connection, both directions.
+    Target {
+        name: "plaintext",
+        max_len: 8192,
+        fixtures: &["http_"],
+    },
     // Client datagrams: two of PAYLOAD_CAPTURE_MAX (the target also splits
     // its input in two, and seals it as the frames of Initial packets).
     Target {

@@ -16,6 +16,7 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "dnsmasq-base", // a real DNS server for naming tests
     "openssl",      // self-signed certificates for TLS test servers
     "curl",         // a real TLS/HTTP client
+    "gnutls-bin",   // gnutls-cli: a TLS client whose library --tls-probes does not read
     "prometheus",   // promtool and a real Prometheus server
     "podman",       // build deploy/Dockerfile and run the image as deployed
     "runc",         // podman's runtime there (crun refuses hybrid cgroup trees)

@@ -101,12 +101,17 @@ pub enum Event {
     /// A segment of DNS answers received over TCP.
     DnsTcp(Chunk),
     Enforce(EnforceEvent),
+    /// `--tls-probes`: plaintext a client wrote into its TLS library;
+    /// `offset` is the chunk's place in the call, `total` the call's bytes.
+    TlsOut(Chunk),
+    /// Plaintext a client read from its TLS library.
+    TlsIn(Chunk),
 }
 
 impl Event {
     /// Every `kind` label value, for counters that start at 0.
-    pub const KINDS: [&'static str; 7] = [
-        "connect", "payload", "dns", "state", "datagram", "dns_tcp", "enforce",
+    pub const KINDS: [&'static str; 9] = [
+        "connect", "payload", "dns", "state", "datagram", "dns_tcp", "enforce", "tls_out", "tls_in",
     ];
 
     /// The `kind` label of `gatewatch_events_total`.
@@ -119,6 +124,8 @@ impl Event {
             Event::Datagram(_) => "datagram",
             Event::DnsTcp(_) => "dns_tcp",
             Event::Enforce(_) => "enforce",
+            Event::TlsOut(_) => "tls_out",
+            Event::TlsIn(_) => "tls_in",
         }
     }
 }
@@ -153,6 +160,8 @@ pub fn decode(record: &[u8]) -> Result<Event, DecodeError> {
         common::EVENT_DNS => Ok(Event::Dns(chunk_from_record(record, kind)?)),
         common::EVENT_DATAGRAM => Ok(Event::Datagram(chunk_from_record(record, kind)?)),
         common::EVENT_DNS_TCP => Ok(Event::DnsTcp(chunk_from_record(record, kind)?)),
+        common::EVENT_TLS_OUT => Ok(Event::TlsOut(chunk_from_record(record, kind)?)),
+        common::EVENT_TLS_IN => Ok(Event::TlsIn(chunk_from_record(record, kind)?)),
         common::EVENT_STATE => {
             let raw: common::StateEvent = read_exact(record, kind)?;
             let change = match raw.state {

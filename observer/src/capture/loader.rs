@@ -11,7 +11,7 @@ use aya::{
     maps::{MapData, PerCpuArray, RingBuf},
     programs::{
         CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSock, CgroupSockAddr, ProgramError,
-        SockOps,
+        SockOps, TracePoint, UProbe,
     },
 };
 use observer_common::{
@@ -19,6 +19,7 @@ use observer_common::{
 };
 
 use super::enforce_maps::{DenyAddrsMap, KernelTables, PolicyMap};
+use super::tls_libs::{TLS_ENTRY_PROBES, TLS_RETURN_PROBE, TlsLibraries};
 use super::{
     cgroup::{find_cgroup2_root, is_cgroup2},
     own_tgid::own_host_tgid,
@@ -124,12 +125,16 @@ pub struct LoadOptions {
     /// `--enforce deny`: the tables the kernel decides with, written
     /// before any program is attached.
     pub enforce: Option<KernelTables>,
+    /// `--tls-probes`: probe TLS libraries' plaintext.
+    pub tls_probes: bool,
 }
 
 /// Loaded and attached programs. Dropping this detaches everything.
 pub struct Probes {
     ebpf: Ebpf,
     pub cgroup: PathBuf,
+    /// `--tls-probes`: the library files probed so far.
+    tls: Option<TlsLibraries>,
 }
 
 impl Probes {
@@ -154,7 +159,31 @@ impl Probes {
             cgroup.display(),
             PAYLOAD_SEGMENTS_MAX
         );
-        Ok(Probes { ebpf, cgroup })
+        let tls = if opts.tls_probes {
+            load_tls(&mut ebpf)?;
+            let mut libs = TlsLibraries::default();
+            libs.scan_host(&mut ebpf, &opts.proc_root);
+            libs.scan_processes(&mut ebpf, &opts.proc_root, &[]);
+            log::info!("--tls-probes: {} TLS library files probed", libs.len());
+            Some(libs)
+        } else {
+            None
+        };
+        Ok(Probes { ebpf, cgroup, tls })
+    }
+
+    /// `--tls-probes`: probes the TLS libraries of processes started since
+    /// the last scan, and of `again` (which may have loaded one since).
+    pub fn scan_tls_libraries(&mut self, proc_root: &Path, again: &[u32]) {
+        if let Some(libs) = &mut self.tls {
+            libs.scan_processes(&mut self.ebpf, proc_root, again);
+        }
+    }
+
+    /// `--tls-probes`: the cookies whose plaintext is not read; call once.
+    pub fn take_tls_skip(&mut self) -> Result<aya::maps::HashMap<MapData, u64, u8>, LoadError> {
+        let map = self.take("TLS_SKIP")?;
+        aya::maps::HashMap::try_from(map).map_err(|e| classify_err("open the TLS_SKIP map", e))
     }
 
     /// The event ring buffer; call once.
@@ -246,6 +275,7 @@ fn load(opts: &LoadOptions) -> Result<Ebpf, LoadError> {
     for (slot, port) in quic_ports.iter_mut().zip(&opts.quic_ports) {
         *slot = *port;
     }
+    let tls_probes = u32::from(opts.tls_probes);
     let enforce = if opts.enforce.is_some() {
         ENFORCE_DENY
     } else {
@@ -254,6 +284,7 @@ fn load(opts: &LoadOptions) -> Result<Ebpf, LoadError> {
     let mut ebpf = EbpfLoader::new()
         .override_global("OWN_TGID", &own_tgid, true)
         .override_global("ENFORCE", &enforce, true)
+        .override_global("TLS_PROBES", &tls_probes, true)
         .override_global("QUIC_PORTS", &quic_ports, true)
         .override_global("WAKEUP_BYTES", &wakeup_bytes, true)
         .override_global("AYA_LOG_LEVEL", &log_level, false)
@@ -298,6 +329,24 @@ fn attach_all(ebpf: &mut Ebpf, cgroup_file: &File, cgroup: &Path) -> Result<(), 
     prog.load().map_err(|e| load_error("release", e))?;
     prog.attach(cgroup_file, ATTACH_MODE)
         .map_err(attach_err("release"))?;
+    Ok(())
+}
+
+/// `--tls-probes`: loads the uprobe programs (attached per library file
+/// later) and attaches the `connect()` tracepoint that joins descriptors
+/// to sockets.
+fn load_tls(ebpf: &mut Ebpf) -> Result<(), LoadError> {
+    for (name, _) in TLS_ENTRY_PROBES {
+        let prog: &mut UProbe = program(ebpf, name)?;
+        prog.load().map_err(|e| load_error(name, e))?;
+    }
+    let prog: &mut UProbe = program(ebpf, TLS_RETURN_PROBE)?;
+    prog.load().map_err(|e| load_error(TLS_RETURN_PROBE, e))?;
+    let prog: &mut TracePoint = program(ebpf, "sys_enter_connect")?;
+    prog.load()
+        .map_err(|e| load_error("sys_enter_connect", e))?;
+    prog.attach("syscalls", "sys_enter_connect")
+        .map_err(|e| classify_err("attach the syscalls/sys_enter_connect tracepoint", e))?;
     Ok(())
 }
 

@@ -21,6 +21,7 @@ pub const KERNEL_DROP_SOURCES: [&str; DROP_SLOTS as usize] = [
     "ringbuf_dns_tcp",
     "udp_destinations_over_limit",
     "ringbuf_enforce",
+    "tls_plaintext",
 ];
 
 /// Hands every record waiting in `ring` to `each`, decoded (a malformed

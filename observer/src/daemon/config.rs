@@ -31,6 +31,8 @@ pub struct Config {
     pub name_wait: Duration,
     pub record_other_endpoints: bool,
     pub catalog_gateways: bool,
+    /// `--tls-probes`: requests, models and tokens from TLS plaintext.
+    pub tls_probes: bool,
     pub ring_bytes: u32,
     /// UDP ports followed as QUIC, distinct, at most `QUIC_PORTS_MAX`.
     pub quic_ports: Vec<u16>,
@@ -158,6 +160,7 @@ impl Config {
             name_wait,
             record_other_endpoints: or_default(s.record_other_endpoints),
             catalog_gateways: or_default(s.catalog_gateways),
+            tls_probes: s.tls_probes.unwrap_or(true),
             ring_bytes,
             quic_ports: quic_ports(&s.quic_ports)?,
             label_cap: at_least_one("label_cap", s.label_cap)?,

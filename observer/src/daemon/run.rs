@@ -36,6 +36,8 @@ const TICK: Duration = Duration::from_millis(25);
 const DROPS_EVERY: Duration = Duration::from_secs(1);
 /// How often `--enforce deny` forgets the policy of processes that ended.
 const POLICY_SWEEP_EVERY: Duration = Duration::from_secs(30);
+/// How often `--tls-probes` looks for TLS libraries in new processes.
+const TLS_SCAN_EVERY: Duration = Duration::from_secs(10);
 
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::with_enforce(cfg.enforce));
@@ -88,6 +90,9 @@ struct Pipeline {
     drops: DropCounters,
     /// `--enforce deny` only.
     enforcer: Option<Enforcer>,
+    /// `--tls-probes` only: cookies whose plaintext is not read.
+    tls_skip: Option<aya::maps::HashMap<MapData, u64, u8>>,
+    proc_root: std::path::PathBuf,
 }
 
 impl Pipeline {
@@ -111,6 +116,7 @@ impl Pipeline {
             proc_root: cfg.workload_paths.proc_root.clone(),
             quic_ports: cfg.quic_ports.clone(),
             enforce,
+            tls_probes: cfg.tls_probes,
         })
         .map_err(|e| too_complex_for_this_kernel(e, cfg.enforce))?;
         let enforcer = match cfg.enforce {
@@ -130,6 +136,11 @@ impl Pipeline {
                 None
             }
             EnforceMode::Off => None,
+        };
+        let tls_skip = if cfg.tls_probes {
+            Some(probes.take_tls_skip()?)
+        } else {
+            None
         };
         let ring = probes.take_ring()?;
         // SAFETY: the AsyncFd owns the ring buffer, so its fd stays open for as
@@ -153,6 +164,8 @@ impl Pipeline {
             ring,
             drops: DropCounters::default(),
             enforcer,
+            tls_skip,
+            proc_root: cfg.workload_paths.proc_root.clone(),
         })
     }
 
@@ -165,6 +178,7 @@ impl Pipeline {
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut next_drops = Instant::now();
         let mut next_policy_sweep = Instant::now() + POLICY_SWEEP_EVERY;
+        let mut next_tls_scan = Instant::now() + TLS_SCAN_EVERY;
         loop {
             tokio::select! {
                 guard = self.ring.readable_mut() => {
@@ -190,6 +204,11 @@ impl Pipeline {
                         }
                         next_policy_sweep = Instant::now() + POLICY_SWEEP_EVERY;
                     }
+                    if Instant::now() >= next_tls_scan {
+                        let again = self.table.take_ai_tgids();
+                        self.probes.scan_tls_libraries(&self.proc_root, &again);
+                        next_tls_scan = Instant::now() + TLS_SCAN_EVERY;
+                    }
                 }
                 _ = sigterm.recv() => { log::info!("SIGTERM: detaching"); return Ok(()); }
                 _ = sigint.recv() => { log::info!("SIGINT: detaching"); return Ok(()); }
@@ -198,8 +217,17 @@ impl Pipeline {
         }
     }
 
-    /// Carries out what the flow table decided (`--enforce deny`).
+    /// Carries out what the flow table decided (`--enforce deny`), and
+    /// tells the kernel which plaintext not to copy (`--tls-probes`).
     fn enforce(&mut self) {
+        let skips = self.table.take_tls_skips();
+        if let Some(map) = &mut self.tls_skip {
+            for cookie in skips {
+                if let Err(e) = map.insert(cookie, 1, 0) {
+                    log::debug!("--tls-probes: cannot mark socket {cookie} unread: {e}");
+                }
+            }
+        }
         let actions = self.table.take_actions();
         if let Some(enforcer) = &mut self.enforcer {
             enforcer.apply(actions);

@@ -81,6 +81,9 @@ pub struct Settings {
     /// Count catalogue gateways (e.g. *.azure-api.net, gateway.ai.cloudflare.com) as route=gateway [default: false].
     #[arg(long, env = "GATEWATCH_CATALOG_GATEWAYS", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub catalog_gateways: Option<bool>,
+    /// Read requests, models and tokens inside AI connections from TLS libraries' plaintext (uprobes on OpenSSL's SSL_read/SSL_write); --tls-probes=false turns it off [default: true].
+    #[arg(long, env = "GATEWATCH_TLS_PROBES", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub tls_probes: Option<bool>,
     /// Size of the kernel event ring buffer in bytes, a power of two [default: 8388608].
     #[arg(long, env = "GATEWATCH_RING_BYTES", value_name = "BYTES")]
     pub ring_bytes: Option<u32>,
@@ -223,6 +226,7 @@ impl Settings {
             name_wait_ms: Some(DEFAULT_NAME_WAIT_MS),
             record_other_endpoints: Some(false),
             catalog_gateways: Some(false),
+            tls_probes: Some(true),
             ring_bytes: Some(observer_common::RING_BUF_BYTES),
             quic_ports: vec![observer_common::QUIC_PORT_DEFAULT],
             label_cap: Some(crate::flows::DEFAULT_LABEL_CAP),

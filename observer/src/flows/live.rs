@@ -19,6 +19,8 @@ pub struct Live {
     pub labels: SharedLabels,
     pub connect_ts_ns: u64,
     pub established: bool,
+    /// `--tls-probes`: the requests being read from its plaintext.
+    pub exchange: Option<Box<crate::inspection::Exchange>>,
 }
 
 pub struct LiveTable {

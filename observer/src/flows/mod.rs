@@ -23,6 +23,8 @@ mod tests;
 pub use labels::{DEFAULT_LABEL_CAP, FLOW_LABELS, FlowLabels, OVERFLOW_VALUE};
 pub use lifecycle::FlowEnd;
 pub use live::DEFAULT_MAX_LIVE;
-pub use record::{FlowRecord, FlowState, Identify, WorkloadInfo};
+pub use record::{
+    FlowRecord, FlowRequest, FlowState, Identify, REQUESTS_PER_FLOW_MAX, WorkloadInfo,
+};
 pub use sink::{FlowSink, Note};
-pub use table::{FlowSettings, FlowTable, QUIC_OPENINGS_FULL, QUIC_OPENINGS_MAX};
+pub use table::{FlowSettings, FlowTable, QUIC_OPENINGS_FULL, QUIC_OPENINGS_MAX, TLS_UNJOINED};

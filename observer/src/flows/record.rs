@@ -140,6 +140,50 @@ pub struct FlowRecord {
     /// (stopped under `deny`, only counted under `audit`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub denied: Option<crate::enforcement::Denial>,
+    /// `--tls-probes`: the requests read from this connection's plaintext,
+    /// the first `REQUESTS_PER_FLOW_MAX` of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requests: Vec<FlowRequest>,
+}
+
+impl FlowRequest {
+    pub fn of(r: &crate::inspection::Request, flow_route: Route) -> Self {
+        FlowRequest {
+            operation: r.operation.name().to_owned(),
+            route: r.operation.route(flow_route),
+            method: r.method.clone(),
+            path: r.path.clone(),
+            model: r.model.clone(),
+            status: r.status,
+            input_tokens: r.usage.input,
+            output_tokens: r.usage.output,
+            streamed: r.streamed,
+            duration_ms: r.duration_ns / 1_000_000,
+        }
+    }
+}
+
+/// Requests a flow record lists; later ones are only counted.
+pub const REQUESTS_PER_FLOW_MAX: usize = 16;
+
+/// One request inside a flow, as read from its TLS library's plaintext:
+/// what was called and what it cost, nothing of its content.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowRequest {
+    pub operation: String,
+    /// The request's route, when the call decided it (a host serving both
+    /// a model API and an agent service's API).
+    pub route: Route,
+    pub method: String,
+    /// Path without ids or query.
+    pub path: String,
+    pub model: Option<String>,
+    /// 0 when no response came.
+    pub status: u16,
+    pub input_tokens: Option<u64>,
+    pub output_tokens: Option<u64>,
+    pub streamed: bool,
+    pub duration_ms: u64,
 }
 
 /// Milliseconds since the Unix epoch, now.

@@ -29,6 +29,9 @@ pub trait FlowSink {
     fn closed(&mut self, cookie: u64, labels: &SharedLabels, end: &FlowEnd, was_active: bool);
     /// A live flow was dropped from the full live table before it closed.
     fn evicted(&mut self, cookie: u64, labels: &SharedLabels, was_active: bool);
+    /// `--tls-probes`: a request inside a counted AI connection ended
+    /// (its response read, or the connection closed).
+    fn request(&mut self, cookie: u64, labels: &SharedLabels, request: &crate::inspection::Request);
     /// A label set is used for the first time (or again after it expired).
     fn label_set_added(&mut self, labels: &SharedLabels);
     /// No flow used this label set for the series TTL: its series go.

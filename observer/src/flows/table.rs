@@ -22,6 +22,7 @@ use crate::{
     capture::{Chunk, ConnectEvent, EnforceAction, EnforceEvent, Event, StateChange, StateEvent},
     classification::{Classifier, Route},
     enforcement::{Action, DnsAddrs, KernelDid, Mode, NameJudge, Policy},
+    inspection::http1::Side,
     naming::{
         self, NameCache, Opening, Reading, dns,
         dns_tcp::{DEFAULT_DNS_TCP_STREAMS, DnsTcpStreams},
@@ -54,6 +55,9 @@ pub const QUIC_OPENINGS_MAX: usize = 4096;
 /// `source` of `gatewatch_events_dropped_total` for a QUIC flow that found
 /// `QUIC_OPENINGS_MAX` hellos already being assembled.
 pub const QUIC_OPENINGS_FULL: &str = "quic_openings_full";
+/// `source` of `gatewatch_events_dropped_total` for TLS plaintext of a
+/// connection not (or no longer) in the live table.
+pub const TLS_UNJOINED: &str = "tls_unjoined";
 
 pub struct FlowTable<S: FlowSink> {
     settings: FlowSettings,
@@ -74,7 +78,16 @@ pub struct FlowTable<S: FlowSink> {
     dns_addrs: DnsAddrs,
     /// What `--enforce deny` asks of the enforcer; taken after each batch.
     actions: Vec<Action>,
+    /// `--tls-probes`: cookies whose plaintext the kernel should stop
+    /// copying (not AI, or no longer readable); taken after each batch.
+    tls_skips: Vec<u64>,
+    /// Processes with AI flows since the last `take_ai_tgids` (at most
+    /// `AI_TGIDS_MAX`): their TLS libraries may have been loaded late.
+    ai_tgids: std::collections::HashSet<u32>,
 }
+
+/// Processes remembered between two scans for TLS libraries.
+const AI_TGIDS_MAX: usize = 4096;
 
 impl<S: FlowSink> FlowTable<S> {
     pub fn new(
@@ -97,6 +110,8 @@ impl<S: FlowSink> FlowTable<S> {
             judge: (settings.enforce == Mode::Deny).then(|| NameJudge::new(&classifier)),
             dns_addrs: DnsAddrs::default(),
             actions: Vec::new(),
+            tls_skips: Vec::new(),
+            ai_tgids: Default::default(),
             settings,
             classifier,
             sink,
@@ -126,6 +141,16 @@ impl<S: FlowSink> FlowTable<S> {
         std::mem::take(&mut self.actions)
     }
 
+    /// Cookies whose plaintext the kernel should no longer copy.
+    pub fn take_tls_skips(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.tls_skips)
+    }
+
+    /// Processes that made AI connections since the last call.
+    pub fn take_ai_tgids(&mut self) -> Vec<u32> {
+        self.ai_tgids.drain().collect()
+    }
+
     /// Handles one decoded event; returns the flows it counted.
     pub fn handle(&mut self, event: Event, now: Instant) -> Vec<Arc<FlowRecord>> {
         self.sink.note(Note::Event(event.kind()));
@@ -150,6 +175,14 @@ impl<S: FlowSink> FlowTable<S> {
             }
             Event::Enforce(e) => {
                 self.on_enforce(&e);
+                Vec::new()
+            }
+            Event::TlsOut(chunk) => {
+                self.on_plaintext(Side::Client, &chunk);
+                Vec::new()
+            }
+            Event::TlsIn(chunk) => {
+                self.on_plaintext(Side::Server, &chunk);
                 Vec::new()
             }
         }
@@ -345,6 +378,32 @@ impl<S: FlowSink> FlowTable<S> {
         }
     }
 
+    /// `--tls-probes`: plaintext of a counted connection. Only AI flows are
+    /// read; the kernel is told to stop copying the others, and any flow
+    /// whose HTTP stopped making sense (HTTP/2, lost bytes in a head).
+    fn on_plaintext(&mut self, side: Side, chunk: &Chunk) {
+        let Some(live) = self.live.get_mut(chunk.cookie) else {
+            // Not counted yet (or already closed): nothing to join it to.
+            self.sink.note(Note::Dropped(TLS_UNJOINED));
+            return;
+        };
+        if live.labels.route == Route::Other {
+            if live.exchange.is_none() {
+                self.tls_skips.push(chunk.cookie);
+            }
+            return;
+        }
+        let exchange = live.exchange.get_or_insert_with(Default::default);
+        exchange.chunk(side, chunk.offset, chunk.total, &chunk.data, chunk.ts_ns);
+        if !exchange.is_readable() {
+            self.tls_skips.push(chunk.cookie);
+        }
+        let labels = live.labels.clone();
+        for request in exchange.take_done() {
+            self.sink.request(chunk.cookie, &labels, &request);
+        }
+    }
+
     fn on_state(&mut self, ev: StateEvent, now: Instant) {
         if !self.dns_tcp.is_empty() && matches!(ev.change, StateChange::Closed(_)) {
             self.dns_tcp.remove(ev.cookie);
@@ -366,7 +425,12 @@ impl<S: FlowSink> FlowTable<S> {
                 }
             }
             StateChange::Closed(close) => {
-                if let Some(live) = self.live.remove(ev.cookie) {
+                if let Some(mut live) = self.live.remove(ev.cookie) {
+                    if let Some(exchange) = &mut live.exchange {
+                        for request in exchange.closed(ev.ts_ns) {
+                            self.sink.request(ev.cookie, &live.labels, &request);
+                        }
+                    }
                     let close = close_at(ev.ts_ns, close);
                     let end = FlowEnd::from_close(&close, live.connect_ts_ns, live.established);
                     self.sink
@@ -420,6 +484,9 @@ impl<S: FlowSink> FlowTable<S> {
             conn.dst.port(),
             workload.is_gateway,
         );
+        if verdict.route != Route::Other && self.ai_tgids.len() < AI_TGIDS_MAX {
+            self.ai_tgids.insert(conn.tgid);
+        }
         let endpoint = match (&chosen.name, verdict.route) {
             (_, Route::Other) if !self.settings.record_other_endpoints => String::new(),
             (Some(name), _) => format!("{name}:{}", conn.dst.port()),
@@ -483,6 +550,7 @@ impl<S: FlowSink> FlowTable<S> {
             duration_ms: end.map(|e| e.duration_ms()),
             close: end.map(|e| e.how),
             denied,
+            requests: Vec::new(),
         });
         let (labels, new) = self.labels.acquire(labels, now);
         if new {
@@ -496,6 +564,7 @@ impl<S: FlowSink> FlowTable<S> {
                 labels,
                 connect_ts_ns: record.ts_ns,
                 established,
+                exchange: None,
             };
             let (sink, registry) = (&mut self.sink, &mut self.labels);
             self.live.insert(record.cookie, live, |cookie, old| {

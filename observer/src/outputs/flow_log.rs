@@ -310,6 +310,23 @@ impl FlowLog {
         }
     }
 
+    /// `--tls-probes`: a request read inside a held flow; the record lists
+    /// the first `REQUESTS_PER_FLOW_MAX`.
+    pub fn request(&self, cookie: u64, request: crate::flows::FlowRequest) {
+        let flow = {
+            let mut inner = self.lock();
+            let Some(record) = inner.held.get_mut(&cookie).and_then(|h| h.record.as_mut()) else {
+                return;
+            };
+            if record.requests.len() >= crate::flows::REQUESTS_PER_FLOW_MAX {
+                return;
+            }
+            Arc::make_mut(record).requests.push(request);
+            Arc::clone(record)
+        };
+        self.publish(flow);
+    }
+
     /// A counted flow left the live table before it closed (the table was
     /// full): it no longer counts as active and is no longer held.
     pub fn evicted(&self, cookie: u64, was_established: bool) {
@@ -446,6 +463,7 @@ mod tests {
             duration_ms: None,
             close: None,
             denied: None,
+            requests: Vec::new(),
         })
     }
 

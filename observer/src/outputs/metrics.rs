@@ -26,11 +26,12 @@ use crate::{
 /// What userspace loses: records it could not decode, connections counted
 /// early from a full table, stream updates a slow reader skipped, QUIC
 /// flows past the cap on hellos being assembled.
-const USERSPACE_DROP_SOURCES: [&str; 4] = [
+const USERSPACE_DROP_SOURCES: [&str; 5] = [
     "decode",
     "flow_table_full",
     "api_stream",
     crate::flows::QUIC_OPENINGS_FULL,
+    crate::flows::TLS_UNJOINED,
 ];
 
 /// Every `source` of `gatewatch_events_dropped_total`: each kernel slot,
@@ -75,9 +76,27 @@ pub struct Metrics {
     pub denied: IntCounterVec,
     /// `--enforce deny`: what the enforcer could not do, by operation.
     pub enforce_errors: IntCounterVec,
+    /// `--tls-probes`: requests read from AI connections' plaintext.
+    pub requests: IntCounterVec,
+    /// `--tls-probes`: tokens the responses reported, by type.
+    pub tokens: IntCounterVec,
     /// The `--enforce` mode, for the series that start at 0.
     pub enforce: Mode,
 }
+
+/// Labels of `gatewatch_requests_total` (and, with `type`, of
+/// `gatewatch_tokens_total`).
+pub const REQUEST_LABELS: [&str; 9] = [
+    "route",
+    "provider",
+    "operation",
+    "model",
+    "status_class",
+    "namespace",
+    "pod",
+    "container",
+    "process",
+];
 
 /// FLOW labels after `first`, for metrics that qualify a flow.
 fn flow_labels_after(first: &'static str) -> Vec<&'static str> {
@@ -214,6 +233,18 @@ impl Metrics {
                 "--enforce deny: operations that failed, by op (policy_write: a process's policy not given to the kernel; destroy: a denied socket not ended).",
                 &["op"],
             ),
+            requests: counter(
+                &r,
+                "gatewatch_requests_total",
+                "Requests inside AI connections read from TLS libraries' plaintext (--tls-probes), by route (the call decides it on hosts serving both model and agent APIs), operation (OpenTelemetry GenAI names), model and response status class (none: no response).",
+                &REQUEST_LABELS,
+            ),
+            tokens: counter(
+                &r,
+                "gatewatch_tokens_total",
+                "Tokens the responses of those requests reported (usage), by type (input, output).",
+                &[REQUEST_LABELS.as_slice(), &["type"]].concat(),
+            ),
             enforce,
             registry: r,
             connections,
@@ -230,12 +261,13 @@ impl Metrics {
     /// Counters whose label values are all known up front exist from the
     /// start at 0, so `increase()` sees their first event.
     fn start_known_series_at_zero(&self) {
-        let series: [(&IntCounterVec, &[&str]); 6] = [
+        let series: [(&IntCounterVec, &[&str]); 7] = [
             (&self.enforce_errors, &ENFORCE_OPS),
             (&self.events, &Event::KINDS),
             (&self.dropped, &DROP_SOURCES),
             (&self.parse_errors, &PARSE_KINDS),
             (&self.label_overflow, &CAPPED_LABELS),
+            (&self.label_overflow, &["model"]),
             (&self.flow_evictions, &["live"]),
         ];
         for (counter, values) in series {

@@ -9,13 +9,17 @@ use std::sync::Arc;
 pub mod api;
 pub mod flow_log;
 pub mod metrics;
+mod requests;
 mod series;
 
 pub use api::AppState;
 pub use flow_log::{FlowChange, FlowFilter, FlowLog};
 pub use metrics::Metrics;
 
-use crate::flows::{FlowEnd, FlowRecord, FlowSink, FlowState, Note, labels::SharedLabels};
+use crate::flows::{
+    FlowEnd, FlowRecord, FlowRequest, FlowSink, FlowState, Note, labels::SharedLabels,
+};
+use requests::RequestSeries;
 use series::SeriesCache;
 
 /// The metrics and the flow log, fed by the flow table.
@@ -23,6 +27,7 @@ pub struct Outputs {
     pub metrics: Arc<Metrics>,
     pub log: Arc<FlowLog>,
     series: SeriesCache,
+    requests: RequestSeries,
     /// `gatewatch_events_total` by kind: counted on every ring record.
     events: Vec<(&'static str, prometheus::IntCounter)>,
 }
@@ -33,6 +38,7 @@ impl Outputs {
             metrics,
             log,
             series: SeriesCache::default(),
+            requests: RequestSeries::default(),
             events: Vec::new(),
         }
     }
@@ -93,8 +99,24 @@ impl FlowSink for Outputs {
         self.metrics.remove_series(labels);
     }
 
+    fn request(
+        &mut self,
+        cookie: u64,
+        labels: &SharedLabels,
+        request: &crate::inspection::Request,
+    ) {
+        let now = std::time::Instant::now();
+        if self.requests.count(&self.metrics, labels, request, now) {
+            self.note(Note::LabelFolded("model"));
+        }
+        self.log
+            .request(cookie, FlowRequest::of(request, labels.route));
+    }
+
     fn sweep(&mut self, idle_for: std::time::Duration) {
         self.log.expire_rows(idle_for);
+        self.requests
+            .expire(&self.metrics, idle_for, std::time::Instant::now());
     }
 
     fn note(&mut self, note: Note) {

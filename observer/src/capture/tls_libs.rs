@@ -1,0 +1,206 @@
+//! `--tls-probes`: which TLS library files to probe, and probing them.
+//! A uprobe is set on a file (an inode), so one attachment covers every
+//! process that maps it, containers included, now and later. Files are
+//! found in the maps of running processes (through `/proc/PID/root`, so a
+//! container's own copy is probed as itself) and in the host's library
+//! directories, and each is attached once.
+use std::{
+    collections::HashSet,
+    os::unix::fs::MetadataExt as _,
+    path::{Path, PathBuf},
+};
+
+use aya::{
+    Ebpf,
+    programs::{
+        ProgramError, UProbe,
+        uprobe::{UProbeError, UProbeScope},
+    },
+};
+
+/// Library files probed, at most: each costs six perf-event links.
+pub const TLS_LIBRARIES_MAX: usize = 256;
+/// Host directories searched for TLS libraries at start.
+const HOST_LIBRARY_DIRS: [&str; 5] = [
+    "/usr/lib/x86_64-linux-gnu",
+    "/usr/lib/aarch64-linux-gnu",
+    "/usr/lib64",
+    "/usr/lib",
+    "/lib64",
+];
+
+/// Entry probes by program name and the symbol they go on; the return
+/// probe `ssl_return` goes on each read and write function too.
+pub const TLS_ENTRY_PROBES: [(&str, &str); 5] = [
+    ("ssl_set_fd", "SSL_set_fd"),
+    ("ssl_write", "SSL_write"),
+    ("ssl_write_ex", "SSL_write_ex"),
+    ("ssl_read", "SSL_read"),
+    ("ssl_read_ex", "SSL_read_ex"),
+];
+pub const TLS_RETURN_PROBE: &str = "ssl_return";
+
+/// Whether a mapped file is a TLS library gatewatch reads (OpenSSL 1.1
+/// and 3 as shared libraries).
+pub fn is_tls_library(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or_default();
+    name.starts_with("libssl.so")
+}
+
+/// The TLS library files in one `/proc/PID/maps` text.
+pub fn libraries_in_maps(maps: &str) -> Vec<&str> {
+    let mut out: Vec<&str> = maps
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(5))
+        .filter(|path| path.starts_with('/') && is_tls_library(path))
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Files probed so far, by device and inode.
+#[derive(Default)]
+pub struct TlsLibraries {
+    attached: HashSet<(u64, u64)>,
+    /// Processes whose maps were read, so each is read once.
+    scanned: HashSet<u32>,
+}
+
+impl TlsLibraries {
+    pub fn len(&self) -> usize {
+        self.attached.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.attached.is_empty()
+    }
+
+    /// Probes the host's own copies under `proc_root/1/root`.
+    pub fn scan_host(&mut self, ebpf: &mut Ebpf, proc_root: &Path) {
+        let root = proc_root.join("1/root");
+        for dir in HOST_LIBRARY_DIRS {
+            let Ok(entries) = std::fs::read_dir(root.join(dir.trim_start_matches('/'))) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                if is_tls_library(&entry.file_name().to_string_lossy()) {
+                    self.attach(ebpf, &entry.path());
+                }
+            }
+        }
+    }
+
+    /// Reads the maps of processes not read before (and of `again`, which
+    /// may have loaded a library since), and probes what they map.
+    pub fn scan_processes(&mut self, ebpf: &mut Ebpf, proc_root: &Path, again: &[u32]) {
+        let Ok(entries) = std::fs::read_dir(proc_root) else {
+            return;
+        };
+        let mut alive = HashSet::new();
+        for entry in entries.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            alive.insert(pid);
+            if self.scanned.contains(&pid) && !again.contains(&pid) {
+                continue;
+            }
+            self.scanned.insert(pid);
+            let Ok(maps) = std::fs::read_to_string(entry.path().join("maps")) else {
+                continue;
+            };
+            for lib in libraries_in_maps(&maps) {
+                let in_root = entry.path().join("root").join(lib.trim_start_matches('/'));
+                self.attach(ebpf, &in_root);
+            }
+        }
+        // Forget processes that ended, so the set stays as large as /proc.
+        self.scanned.retain(|pid| alive.contains(pid));
+    }
+
+    fn attach(&mut self, ebpf: &mut Ebpf, path: &Path) {
+        let Ok(meta) = std::fs::metadata(path) else {
+            return;
+        };
+        let id = (meta.dev(), meta.ino());
+        if self.attached.contains(&id) {
+            return;
+        }
+        if self.attached.len() >= TLS_LIBRARIES_MAX {
+            log::warn!(
+                "--tls-probes: {} not probed: {TLS_LIBRARIES_MAX} library files already are",
+                path.display()
+            );
+            return;
+        }
+        self.attached.insert(id);
+        match attach_file(ebpf, path) {
+            Ok(0) => log::debug!("--tls-probes: {} has no OpenSSL symbols", path.display()),
+            Ok(n) => log::info!("--tls-probes: {n} probes on {}", path.display()),
+            Err(e) => log::warn!("--tls-probes: cannot probe {}: {e}", path.display()),
+        }
+    }
+}
+
+/// Attaches every probe whose symbol `path` has; returns how many.
+fn attach_file(ebpf: &mut Ebpf, path: &Path) -> Result<usize, ProgramError> {
+    let mut attached = 0;
+    for (program, symbol) in TLS_ENTRY_PROBES {
+        if attach_one(ebpf, program, symbol, path)? {
+            attached += 1;
+            if program != "ssl_set_fd" && attach_one(ebpf, TLS_RETURN_PROBE, symbol, path)? {
+                attached += 1;
+            }
+        }
+    }
+    Ok(attached)
+}
+
+/// One probe; false when the file lacks the symbol (OpenSSL 1.1.0 has no
+/// `_ex` functions).
+fn attach_one(
+    ebpf: &mut Ebpf,
+    program: &str,
+    symbol: &str,
+    path: &Path,
+) -> Result<bool, ProgramError> {
+    let Some(prog) = ebpf.program_mut(program) else {
+        return Ok(false);
+    };
+    let prog: &mut UProbe = prog.try_into()?;
+    match prog.attach(symbol, PathBuf::from(path), UProbeScope::AllProcesses) {
+        Ok(_) => Ok(true),
+        Err(ProgramError::UProbeError(UProbeError::SymbolError { .. })) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_openssl_in_a_processes_maps_once() {
+        let maps = "\
+7f00-7f10 r--p 00000000 08:01 1234 /usr/lib/x86_64-linux-gnu/libssl.so.3
+7f10-7f20 r-xp 00010000 08:01 1234 /usr/lib/x86_64-linux-gnu/libssl.so.3
+7f20-7f30 r-xp 00000000 08:01 99 /usr/lib/x86_64-linux-gnu/libcrypto.so.3
+7f30-7f40 rw-p 00000000 00:00 0 [heap]
+7f40-7f50 r-xp 00000000 08:01 77 /opt/app/lib/libssl.so.1.1
+7f50-7f60 rw-p 00000000 00:00 0
+";
+        assert_eq!(
+            libraries_in_maps(maps),
+            [
+                "/opt/app/lib/libssl.so.1.1",
+                "/usr/lib/x86_64-linux-gnu/libssl.so.3"
+            ]
+        );
+        assert!(libraries_in_maps("garbage\n\n1 2 3").is_empty());
+    }
+}

@@ -1,0 +1,172 @@
+//! `--tls-probes`: requests, models and tokens read from TLS libraries'
+//! plaintext. Real clients (the `openai` SDK on Python's OpenSSL, curl)
+//! against the lab's TLS peer in a network namespace made by the test,
+//! which answers OpenAI-shaped JSON and server-sent events with usage.
+use tests::{
+    lab::{self, NamingLab},
+    privileged,
+};
+
+const REQUESTS: &str = "gatewatch_requests_total";
+const TOKENS: &str = "gatewatch_tokens_total";
+const OPENAI_DIRECT: &str = "https://api.openai.com/v1";
+
+fn script() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/genai_client.py")
+}
+
+/// Runs the `openai` SDK making `calls` against `base_url`; asserts each
+/// call succeeded.
+fn sdk(lab: &NamingLab, base_url: &str, calls: &[&str]) {
+    let out = lab
+        .client("python3")
+        .arg(script())
+        .arg(base_url)
+        .args(calls)
+        .env("CERT", &lab::certs().cert)
+        .output()
+        .expect("run python3");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.lines().count() == calls.len(),
+        "client failed: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in text.lines() {
+        assert!(line.ends_with(" ok"), "a call failed: {text}");
+    }
+}
+
+#[test]
+fn the_openai_sdk_gives_exact_requests_models_and_tokens() {
+    if !privileged() {
+        return;
+    }
+    let lab = NamingLab::start(&[]);
+    sdk(
+        &lab,
+        OPENAI_DIRECT,
+        &["chat", "stream", "embeddings", "chat"],
+    );
+    let direct = [
+        ("route", "direct"),
+        ("provider", "openai"),
+        ("process", "python3"),
+    ];
+    let m = lab
+        .gw
+        .wait_for("four requests", |m| m.sum(REQUESTS, &direct) >= 4.0);
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut labels = direct.to_vec();
+        labels.extend_from_slice(extra);
+        labels
+    };
+    let chat = with(&[
+        ("operation", "chat"),
+        ("model", "gpt-4o"),
+        ("status_class", "2xx"),
+    ]);
+    let stream = with(&[("operation", "chat"), ("model", "gpt-4o-mini")]);
+    let embeddings = with(&[
+        ("operation", "embeddings"),
+        ("model", "text-embedding-3-small"),
+    ]);
+    let typed = |labels: &[(&'static str, &'static str)], t: &'static str| {
+        let mut l = labels.to_vec();
+        l.push(("type", t));
+        m.sum(TOKENS, &l)
+    };
+    let got = [
+        m.sum(REQUESTS, &chat),
+        typed(&chat, "input"),
+        typed(&chat, "output"),
+        m.sum(REQUESTS, &stream),
+        typed(&stream, "input"),
+        typed(&stream, "output"),
+        m.sum(REQUESTS, &embeddings),
+        typed(&embeddings, "input"),
+        typed(&embeddings, "output"),
+    ];
+    // The peer's usage: chat 11 in / 7 out, streamed 21 / 3, embeddings 8.
+    assert_eq!(
+        got,
+        [2.0, 22.0, 14.0, 1.0, 21.0, 3.0, 1.0, 8.0, 0.0],
+        "{}",
+        m.text
+    );
+    let (status, body) = lab.gw.get("/api/v1/flows?route=direct");
+    assert_eq!(status, 200);
+    assert!(
+        body.contains(r#""operation":"chat","route":"direct","method":"POST","path":"/v1/chat/completions","model":"gpt-4o","status":200,"input_tokens":11,"output_tokens":7"#),
+        "flow records list their requests: {body}"
+    );
+    assert!(
+        !body.contains("\"content\"") && !body.contains("\"hi\""),
+        "nothing of the content is kept: {body}"
+    );
+}
+
+#[test]
+fn non_ai_and_unprobed_tls_are_counted_without_requests() {
+    if !privileged() {
+        return;
+    }
+    let lab = NamingLab::start(&[]);
+    // Python's OpenSSL to a non-AI name, four requests on one connection:
+    // its first call is copied, then the kernel is told to stop.
+    lab.python(&format!(
+        "import ssl, socket, os, time\n\
+         ctx = ssl.create_default_context(cafile=os.environ['CERT'])\n\
+         with socket.create_connection(('{0}', 443)) as s, ctx.wrap_socket(s, server_hostname='{0}') as t:\n\
+         \x20   for i in range(4):\n\
+         \x20       t.sendall(b'GET / HTTP/1.1\\r\\nHost: {0}\\r\\n\\r\\n')\n\
+         \x20       got = b''\n\
+         \x20       while not got.endswith(b'ok\\n'):\n\
+         \x20           got += t.recv(1000)\n\
+         \x20       time.sleep(0.5 if i == 0 else 0)\n",
+        lab::NON_AI.0
+    ));
+    // gnutls-cli: a TLS library gatewatch does not probe, to a provider.
+    let out = lab
+        .client("sh")
+        .arg("-c")
+        .arg(format!(
+            "printf 'GET /v1/models HTTP/1.1\\r\\nHost: {0}\\r\\nConnection: close\\r\\n\\r\\n' | \
+             gnutls-cli --x509cafile {1} --logfile /dev/null {0}",
+            lab::OPENAI.0,
+            lab::certs().cert.display()
+        ))
+        .output()
+        .expect("run gnutls-cli");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("HTTP/1.1 200"),
+        "gnutls-cli failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m = lab.gw.wait_for("both connections", |m| {
+        m.sum("gatewatch_connections_total", &[("route", "other")]) >= 1.0
+            && m.sum("gatewatch_connections_total", &[("route", "direct")]) >= 1.0
+    });
+    assert_eq!(m.sum(REQUESTS, &[]), 0.0, "{}", m.text);
+    assert_eq!(
+        m.sum("gatewatch_events_total", &[("kind", "tls_out")]),
+        1.0,
+        "the kernel stops copying a non-AI connection after its first call: {}",
+        m.text
+    );
+}
+
+#[test]
+fn tls_probes_off_reads_nothing_and_counts_the_same() {
+    if !privileged() {
+        return;
+    }
+    let lab = NamingLab::start(&["--tls-probes=false"]);
+    sdk(&lab, OPENAI_DIRECT, &["chat"]);
+    let m = lab.gw.wait_for("the direct call", |m| {
+        m.sum("gatewatch_connections_total", &[("route", "direct")]) >= 1.0
+    });
+    assert_eq!(m.sum(REQUESTS, &[]), 0.0, "{}", m.text);
+    assert_eq!(m.sum("gatewatch_events_total", &[("kind", "tls_out")]), 0.0);
+}
