@@ -29,6 +29,21 @@ EMBEDDINGS = {
 }
 
 
+def agent_service(path: str) -> dict:
+    """What the Foundry Agent Service API answers a create call."""
+    last = path.rstrip("/").rsplit("/", 1)[-1]
+    if last in ("assistants", "agents"):
+        return {"id": "asst_1", "object": "assistant", "created_at": 0, "name": "helper",
+                "model": "gpt-4o", "instructions": "", "tools": [], "metadata": {}}
+    if last == "threads":
+        return {"id": "thread_1", "object": "thread", "created_at": 0, "metadata": {}}
+    if last == "runs":
+        return {"id": "run_1", "object": "thread.run", "created_at": 0, "thread_id": "thread_1",
+                "assistant_id": "asst_1", "status": "queued", "model": "gpt-4o", "instructions": "",
+                "tools": [], "metadata": {}}
+    return {}
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -48,7 +63,9 @@ class Handler(BaseHTTPRequestHandler):
             request = json.loads(self.rfile.read(length) or b"{}")
         except ValueError:
             request = {}
-        if self.path.endswith("/embeddings"):
+        if "/api/projects/" in self.path:
+            self._reply(json.dumps(agent_service(self.path.split("?")[0])).encode(), "application/json")
+        elif self.path.endswith("/embeddings"):
             self._reply(json.dumps(EMBEDDINGS).encode(), "application/json")
         elif request.get("stream"):
             self._stream()

@@ -29,6 +29,8 @@ pub const AZURE_CHAIN_ADDR: &str = "127.0.1.3";
 pub const APIM: (&str, &str) = ("contoso-apim.azure-api.net", "127.0.1.4");
 pub const NON_AI: (&str, &str) = ("www.example.org", "127.0.1.5");
 pub const LITELLM: (&str, &str) = ("litellm.ai-gateway.svc", "127.0.1.6");
+/// A Foundry resource: model inference and the Agent Service API on one host.
+pub const FOUNDRY: (&str, &str) = ("contoso.services.ai.azure.com", "127.0.1.7");
 /// Where dnsmasq listens inside the namespace.
 const DNS_ADDR: &str = "127.0.0.53";
 pub const HTTP_GATEWAY_PORT: u16 = 4000;
@@ -62,6 +64,7 @@ pub fn certs() -> &'static Certs {
             APIM.0,
             NON_AI.0,
             LITELLM.0,
+            FOUNDRY.0,
         ];
         let san = names
             .iter()
@@ -134,6 +137,7 @@ impl NamingLab {
             APIM,
             NON_AI,
             LITELLM,
+            FOUNDRY,
             (AZURE_CHAIN[2], AZURE_CHAIN_ADDR),
         ] {
             dnsmasq.arg(format!("--host-record={name},{addr}"));

@@ -170,3 +170,55 @@ fn tls_probes_off_reads_nothing_and_counts_the_same() {
     assert_eq!(m.sum(REQUESTS, &[]), 0.0, "{}", m.text);
     assert_eq!(m.sum("gatewatch_events_total", &[("kind", "tls_out")]), 0.0);
 }
+
+#[test]
+fn on_a_foundry_host_agent_service_calls_and_model_calls_get_their_own_routes() {
+    if !privileged() {
+        return;
+    }
+    let lab = NamingLab::start(&[]);
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/foundry_client.py");
+    let out = lab
+        .client("python3")
+        .arg(script)
+        .arg(lab::FOUNDRY.0)
+        .env("CERT", &lab::certs().cert)
+        .output()
+        .expect("run python3");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "ok",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m = lab
+        .gw
+        .wait_for("four requests", |m| m.sum(REQUESTS, &[]) >= 4.0);
+    let agent = |op| m.sum(REQUESTS, &[("route", "agent_platform"), ("operation", op)]);
+    assert_eq!(
+        [
+            agent("create_agent"),
+            agent("agent_api"),
+            agent("invoke_agent")
+        ],
+        [1.0, 1.0, 1.0],
+        "{}",
+        m.text
+    );
+    let inference = [
+        ("route", "direct"),
+        ("operation", "chat"),
+        ("model", "gpt-4o"),
+        ("status_class", "2xx"),
+    ];
+    assert_eq!(m.sum(REQUESTS, &inference), 1.0, "{}", m.text);
+    let mut input = inference.to_vec();
+    input.push(("type", "input"));
+    assert_eq!(m.sum(TOKENS, &input), 11.0, "{}", m.text);
+    let (_, body) = lab.gw.get("/api/v1/flows");
+    assert!(
+        body.contains(r#""path":"/api/projects/{id}/threads/{id}/runs""#)
+            && body.contains(r#""path":"/openai/deployments/{id}/chat/completions""#),
+        "paths are kept without ids or query: {body}"
+    );
+}

@@ -40,6 +40,12 @@ pub const PYTHON_PACKAGES: &[(Present, &str)] = &[
     (Present::Module("aioquic"), "aioquic>=1.2,<2"),
     // a real AI gateway (LiteLLM proxy) for the --enforce tests
     (Present::Program("litellm"), "litellm[proxy]>=1.50,<2"),
+    // the Azure AI Agents SDK: a hosted agent service's API next to model
+    // calls on one Foundry host, for the --tls-probes tests
+    (
+        Present::Module("azure.ai.agents"),
+        "azure-ai-agents>=1.0,<2",
+    ),
     // offline schema checks of deploy/
     (
         Present::Module("kubernetes_validate"),

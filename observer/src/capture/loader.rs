@@ -159,15 +159,24 @@ impl Probes {
             cgroup.display(),
             PAYLOAD_SEGMENTS_MAX
         );
-        let tls = if opts.tls_probes {
-            load_tls(&mut ebpf)?;
-            let mut libs = TlsLibraries::default();
-            libs.scan_host(&mut ebpf, &opts.proc_root);
-            libs.scan_processes(&mut ebpf, &opts.proc_root, &[]);
-            log::info!("--tls-probes: {} TLS library files probed", libs.len());
-            Some(libs)
-        } else {
-            None
+        // Reading inside TLS is an extra: a kernel or host where it cannot
+        // load (no tracefs, no uprobes) still observes every connection.
+        let tls = match opts.tls_probes.then(|| load_tls(&mut ebpf)) {
+            Some(Ok(())) => {
+                let mut libs = TlsLibraries::default();
+                libs.scan_host(&mut ebpf, &opts.proc_root);
+                libs.scan_processes(&mut ebpf, &opts.proc_root, &[]);
+                log::info!("--tls-probes: {} TLS library files probed", libs.len());
+                Some(libs)
+            }
+            Some(Err(e)) => {
+                log::warn!(
+                    "--tls-probes: off, the probes could not be set ({e}); connections are \
+                     still observed. Run with --tls-probes=false to silence this"
+                );
+                None
+            }
+            None => None,
         };
         Ok(Probes { ebpf, cgroup, tls })
     }
@@ -181,9 +190,17 @@ impl Probes {
     }
 
     /// `--tls-probes`: the cookies whose plaintext is not read; call once.
-    pub fn take_tls_skip(&mut self) -> Result<aya::maps::HashMap<MapData, u64, u8>, LoadError> {
+    /// None when the probes are off (or could not be set).
+    pub fn take_tls_skip(
+        &mut self,
+    ) -> Result<Option<aya::maps::HashMap<MapData, u64, u8>>, LoadError> {
+        if self.tls.is_none() {
+            return Ok(None);
+        }
         let map = self.take("TLS_SKIP")?;
-        aya::maps::HashMap::try_from(map).map_err(|e| classify_err("open the TLS_SKIP map", e))
+        aya::maps::HashMap::try_from(map)
+            .map(Some)
+            .map_err(|e| classify_err("open the TLS_SKIP map", e))
     }
 
     /// The event ring buffer; call once.

@@ -137,11 +137,7 @@ impl Pipeline {
             }
             EnforceMode::Off => None,
         };
-        let tls_skip = if cfg.tls_probes {
-            Some(probes.take_tls_skip()?)
-        } else {
-            None
-        };
+        let tls_skip = probes.take_tls_skip()?;
         let ring = probes.take_ring()?;
         // SAFETY: the AsyncFd owns the ring buffer, so its fd stays open for as
         // long as it is registered.
