@@ -3,9 +3,11 @@
 //! AI connections. Uprobes see a session (`SSL *`), not a socket, so three
 //! small joins lead from one to the other, all on the calling thread:
 //! `connect(fd)` → the cgroup connect hook's socket cookie (`FD_COOKIES`),
-//! and `SSL_set_fd(ssl, fd)` (`SSL_FDS`). A session with no socket known
-//! (a server's accepted socket, a library fed through memory BIOs) is not
-//! read. Userspace marks the cookies it does not want (`TLS_SKIP`: flows
+//! and `SSL_set_fd(ssl, fd)` (`SSL_FDS`). A library that moves its bytes
+//! itself (Node.js through memory BIOs, curl through its own BIO) is
+//! joined by the first send on a client socket the same thread makes
+//! after a call on a session not joined yet: its handshake's ClientHello.
+//! A session with no client socket (a server's accepted one) is not read. Userspace marks the cookies it does not want (`TLS_SKIP`: flows
 //! counted as `other`), so a non-AI connection costs a lookup per call.
 use aya_ebpf::{
     Global,
@@ -45,6 +47,11 @@ static SSL_FDS: LruHashMap<SslKey, u32> = LruHashMap::with_max_entries(TLS_SOCKE
 /// A read or write call's arguments, from its entry to its return.
 #[map]
 static SSL_CALLS: LruHashMap<u64, SslCall> = LruHashMap::with_max_entries(TLS_THREADS_MAX, 0);
+
+/// A session not joined to a socket yet that this thread just used: its
+/// next send on a client socket joins them.
+#[map]
+static UNJOINED: LruHashMap<u64, u64> = LruHashMap::with_max_entries(TLS_THREADS_MAX, 0);
 
 /// Cookies whose plaintext userspace does not read (non-AI flows).
 #[map]
@@ -95,6 +102,49 @@ pub fn ssl_set_fd(ctx: ProbeContext) -> u32 {
         let _ = SSL_FDS.insert(&ssl_key(tgid, ssl), &(fd as u32), 0);
     }
     0
+}
+
+/// `write`, `writev`, `sendto`, `sendmsg`: after a call on a session not
+/// joined yet, the thread's first send on a client socket joins them.
+#[tracepoint]
+pub fn sys_enter_send(ctx: TracePointContext) -> u32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    // SAFETY: a copy is taken.
+    let Some(ssl) = (unsafe { UNJOINED.get(&pid_tgid) }).copied() else {
+        return 0;
+    };
+    // SAFETY: the offset of `fd` in these tracepoints' records.
+    let Ok(fd) = (unsafe { ctx.read_at::<u64>(SYS_ENTER_FD_OFFSET) }) else {
+        return 0;
+    };
+    let tgid = (pid_tgid >> 32) as u32;
+    let fd = fd as u32;
+    // Only a client socket (a pipe or a log file write does not join).
+    if unsafe { FD_COOKIES.get(&FdKey { tgid, fd }) }.is_some() {
+        let _ = SSL_FDS.insert(&ssl_key(tgid, ssl), &fd, 0);
+        let _ = UNJOINED.remove(&pid_tgid);
+    }
+    0
+}
+
+/// `SSL_do_handshake` and `SSL_connect`: a session's first call.
+#[uprobe]
+pub fn ssl_handshake(ctx: ProbeContext) -> u32 {
+    if let Some(ssl) = ctx.arg::<u64>(0) {
+        mark_unjoined(bpf_get_current_pid_tgid(), ssl);
+    }
+    0
+}
+
+#[inline(always)]
+fn mark_unjoined(pid_tgid: u64, ssl: u64) {
+    let tgid = (pid_tgid >> 32) as u32;
+    if tgid == OWN_TGID.load() {
+        return;
+    }
+    if unsafe { SSL_FDS.get(&ssl_key(tgid, ssl)) }.is_none() {
+        let _ = UNJOINED.insert(&pid_tgid, &ssl, 0);
+    }
 }
 
 #[uprobe]
@@ -155,6 +205,7 @@ fn enter(ctx: &ProbeContext, kind: u32, ex: bool) {
         _pad: 0,
     };
     let _ = SSL_CALLS.insert(&pid_tgid, &call, 0);
+    mark_unjoined(pid_tgid, ssl);
 }
 
 #[inline(always)]

@@ -11,21 +11,48 @@ const REQUESTS: &str = "gatewatch_requests_total";
 const TOKENS: &str = "gatewatch_tokens_total";
 const OPENAI_DIRECT: &str = "https://api.openai.com/v1";
 
-fn script() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/genai_client.py")
+/// The `openai` SDK on one runtime.
+#[derive(Clone, Copy, Debug)]
+enum Sdk {
+    /// Python's, on its ssl module (OpenSSL as a shared library).
+    Python,
+    /// The npm package on Node.js (OpenSSL linked into node, fed through
+    /// memory BIOs).
+    Node,
+}
+
+impl Sdk {
+    fn process(self) -> &'static str {
+        match self {
+            Sdk::Python => "python3",
+            Sdk::Node => "node",
+        }
+    }
 }
 
 /// Runs the `openai` SDK making `calls` against `base_url`; asserts each
 /// call succeeded.
-fn sdk(lab: &NamingLab, base_url: &str, calls: &[&str]) {
-    let out = lab
-        .client("python3")
-        .arg(script())
+fn sdk(lab: &NamingLab, runtime: Sdk, base_url: &str, calls: &[&str]) {
+    let scripts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts");
+    let mut cmd = match runtime {
+        Sdk::Python => {
+            let mut c = lab.client("python3");
+            c.arg(scripts.join("genai_client.py"));
+            c
+        }
+        Sdk::Node => {
+            let mut c = lab.client("node");
+            c.arg(scripts.join("genai_client.cjs"))
+                .env("NODE_EXTRA_CA_CERTS", &lab::certs().cert);
+            c
+        }
+    };
+    let out = cmd
         .arg(base_url)
         .args(calls)
         .env("CERT", &lab::certs().cert)
         .output()
-        .expect("run python3");
+        .unwrap_or_else(|e| panic!("run the {runtime:?} client: {e}"));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && text.lines().count() == calls.len(),
@@ -38,20 +65,30 @@ fn sdk(lab: &NamingLab, base_url: &str, calls: &[&str]) {
 }
 
 #[test]
-fn the_openai_sdk_gives_exact_requests_models_and_tokens() {
+fn the_python_openai_sdk_gives_exact_requests_models_and_tokens() {
+    exact_requests_models_and_tokens(Sdk::Python);
+}
+
+#[test]
+fn the_node_openai_sdk_gives_exact_requests_models_and_tokens() {
+    exact_requests_models_and_tokens(Sdk::Node);
+}
+
+fn exact_requests_models_and_tokens(runtime: Sdk) {
     if !privileged() {
         return;
     }
     let lab = NamingLab::start(&[]);
     sdk(
         &lab,
+        runtime,
         OPENAI_DIRECT,
         &["chat", "stream", "embeddings", "chat"],
     );
     let direct = [
         ("route", "direct"),
         ("provider", "openai"),
-        ("process", "python3"),
+        ("process", runtime.process()),
     ];
     let m = lab
         .gw
@@ -163,7 +200,7 @@ fn tls_probes_off_reads_nothing_and_counts_the_same() {
         return;
     }
     let lab = NamingLab::start(&["--tls-probes=false"]);
-    sdk(&lab, OPENAI_DIRECT, &["chat"]);
+    sdk(&lab, Sdk::Python, OPENAI_DIRECT, &["chat"]);
     let m = lab.gw.wait_for("the direct call", |m| {
         m.sum("gatewatch_connections_total", &[("route", "direct")]) >= 1.0
     });

@@ -59,7 +59,25 @@ pub const PYTHON_PACKAGES: &[(Present, &str)] = &[
 pub fn all() -> anyhow::Result<()> {
     toolchain()?;
     debian_packages(DEBIAN_PACKAGES)?;
-    python_packages(PYTHON_PACKAGES)
+    python_packages(PYTHON_PACKAGES)?;
+    npm_packages()
+}
+
+/// The tests' Node.js clients (the `openai` package), as pinned by
+/// tests/package-lock.json, into tests/node_modules where the scripts in
+/// tests/scripts find them.
+pub fn npm_packages() -> anyhow::Result<()> {
+    let tests = crate::workspace_root().join("tests");
+    if tests.join("node_modules/openai/package.json").is_file() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing the tests' npm packages (tests/package-lock.json)");
+    status(
+        Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&tests),
+    )
+    .context("npm ci in tests/ (Node.js and npm come with the machine)")
 }
 
 fn output(cmd: &mut Command) -> anyhow::Result<String> {

@@ -432,7 +432,7 @@ mod tests {
     #[test]
     fn malformed_records_are_errors_not_panics() {
         assert_eq!(decode(&[]), Err(DecodeError::Short(0)));
-        assert_eq!(decode(&[9, 0, 0, 0, 1]), Err(DecodeError::UnknownKind(9)));
+        assert_eq!(decode(&[99, 0, 0, 0, 1]), Err(DecodeError::UnknownKind(99)));
         let rec = encode::connect(&raw_connect(common::AF_INET, [0; 16], 1));
         assert!(matches!(decode(&rec[..40]), Err(DecodeError::Size { .. })));
         let bad_family = encode::connect(&raw_connect(99, [0; 16], 1));

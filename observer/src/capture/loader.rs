@@ -349,11 +349,22 @@ fn attach_all(ebpf: &mut Ebpf, cgroup_file: &File, cgroup: &Path) -> Result<(), 
     Ok(())
 }
 
+/// The sends that join a TLS session to its socket when the library does
+/// not say which descriptor it uses (`sys_enter_send`).
+const TLS_SEND_SYSCALLS: [&str; 4] = [
+    "sys_enter_write",
+    "sys_enter_writev",
+    "sys_enter_sendto",
+    "sys_enter_sendmsg",
+];
+
 /// `--tls-probes`: loads the uprobe programs (attached per library file
 /// later) and attaches the `connect()` tracepoint that joins descriptors
 /// to sockets.
 fn load_tls(ebpf: &mut Ebpf) -> Result<(), LoadError> {
-    for (name, _) in TLS_ENTRY_PROBES {
+    let mut names: Vec<&str> = TLS_ENTRY_PROBES.iter().map(|(name, _)| *name).collect();
+    names.dedup();
+    for name in names {
         let prog: &mut UProbe = program(ebpf, name)?;
         prog.load().map_err(|e| load_error(name, e))?;
     }
@@ -364,6 +375,12 @@ fn load_tls(ebpf: &mut Ebpf) -> Result<(), LoadError> {
         .map_err(|e| load_error("sys_enter_connect", e))?;
     prog.attach("syscalls", "sys_enter_connect")
         .map_err(|e| classify_err("attach the syscalls/sys_enter_connect tracepoint", e))?;
+    let prog: &mut TracePoint = program(ebpf, "sys_enter_send")?;
+    prog.load().map_err(|e| load_error("sys_enter_send", e))?;
+    for syscall in TLS_SEND_SYSCALLS {
+        prog.attach("syscalls", syscall)
+            .map_err(|e| classify_err(format!("attach the syscalls/{syscall} tracepoint"), e))?;
+    }
     Ok(())
 }
 

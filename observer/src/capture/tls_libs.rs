@@ -18,21 +18,25 @@ use aya::{
     },
 };
 
-/// Library files probed, at most: each costs six perf-event links.
+/// Library files probed, at most: each costs eleven perf-event links.
 pub const TLS_LIBRARIES_MAX: usize = 256;
 /// Host directories searched for TLS libraries at start.
-const HOST_LIBRARY_DIRS: [&str; 5] = [
+const HOST_LIBRARY_DIRS: [&str; 7] = [
     "/usr/lib/x86_64-linux-gnu",
     "/usr/lib/aarch64-linux-gnu",
     "/usr/lib64",
     "/usr/lib",
     "/lib64",
+    "/usr/bin",
+    "/usr/local/bin",
 ];
 
 /// Entry probes by program name and the symbol they go on; the return
 /// probe `ssl_return` goes on each read and write function too.
-pub const TLS_ENTRY_PROBES: [(&str, &str); 5] = [
+pub const TLS_ENTRY_PROBES: [(&str, &str); 7] = [
     ("ssl_set_fd", "SSL_set_fd"),
+    ("ssl_handshake", "SSL_do_handshake"),
+    ("ssl_handshake", "SSL_connect"),
     ("ssl_write", "SSL_write"),
     ("ssl_write_ex", "SSL_write_ex"),
     ("ssl_read", "SSL_read"),
@@ -40,12 +44,16 @@ pub const TLS_ENTRY_PROBES: [(&str, &str); 5] = [
 ];
 pub const TLS_RETURN_PROBE: &str = "ssl_return";
 
-/// Whether a mapped file is a TLS library gatewatch reads (OpenSSL 1.1
-/// and 3 as shared libraries).
+/// Whether a mapped file is a TLS library gatewatch reads: OpenSSL 1.1
+/// and 3 as shared libraries, and Node.js, which links OpenSSL statically
+/// and exports its symbols.
 pub fn is_tls_library(path: &str) -> bool {
     let name = path.rsplit('/').next().unwrap_or_default();
-    name.starts_with("libssl.so")
+    name.starts_with("libssl.so") || NODE_BINARIES.contains(&name)
 }
+
+/// Executable names of Node.js builds.
+const NODE_BINARIES: [&str; 2] = ["node", "nodejs"];
 
 /// The TLS library files in one `/proc/PID/maps` text.
 pub fn libraries_in_maps(maps: &str) -> Vec<&str> {
@@ -76,9 +84,16 @@ impl TlsLibraries {
         self.attached.is_empty()
     }
 
-    /// Probes the host's own copies under `proc_root/1/root`.
+    /// Probes the host's own copies: under `proc_root/1/root` (the host's
+    /// root from a DaemonSet with the host's PID namespace), or under
+    /// gatewatch's own root where that cannot be read.
     pub fn scan_host(&mut self, ebpf: &mut Ebpf, proc_root: &Path) {
-        let root = proc_root.join("1/root");
+        let host = proc_root.join("1/root");
+        let root = if std::fs::read_dir(&host).is_ok() {
+            host
+        } else {
+            proc_root.join("self/root")
+        };
         for dir in HOST_LIBRARY_DIRS {
             let Ok(entries) = std::fs::read_dir(root.join(dir.trim_start_matches('/'))) else {
                 continue;
@@ -151,11 +166,14 @@ impl TlsLibraries {
 fn attach_file(ebpf: &mut Ebpf, path: &Path) -> Result<usize, ProgramError> {
     let mut attached = 0;
     for (program, symbol) in TLS_ENTRY_PROBES {
-        if attach_one(ebpf, program, symbol, path)? {
+        if !attach_one(ebpf, program, symbol, path)? {
+            continue;
+        }
+        attached += 1;
+        // Reads and writes report their bytes at return.
+        let returns = program.starts_with("ssl_write") || program.starts_with("ssl_read");
+        if returns && attach_one(ebpf, TLS_RETURN_PROBE, symbol, path)? {
             attached += 1;
-            if program != "ssl_set_fd" && attach_one(ebpf, TLS_RETURN_PROBE, symbol, path)? {
-                attached += 1;
-            }
         }
     }
     Ok(attached)
