@@ -58,6 +58,33 @@ pub const TLS_SOCKETS_MAX: u32 = 65536;
 /// (after the common header and the syscall number, as its format file says).
 pub const SYS_ENTER_FD_OFFSET: usize = 16;
 
+/// Go's `crypto/tls.(*Conn)` → its socket's descriptor, through fields
+/// whose places have not moved since Go 1.12: `tls.Conn.conn` (a
+/// `net.Conn` interface: its data pointer after the type word) → a
+/// `*net.TCPConn`, whose first word is its `*net.netFD` → `pfd poll.FD`,
+/// whose `Sysfd` follows the 16-byte `fdMutex`.
+pub const GO_IFACE_DATA_OFFSET: u64 = 8;
+pub const GO_SYSFD_OFFSET: u64 = 16;
+
+/// The key of `GO_READS`: one goroutine (its `g`, which Go keeps in R14)
+/// of one process: a goroutine may move to another thread between a
+/// call's entry and its return.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct GoroutineKey {
+    pub tgid: u32,
+    pub _pad: u32,
+    pub g: u64,
+}
+
+/// A `(*tls.Conn).Read` in progress: the connection and the buffer.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GoRead {
+    pub conn: u64,
+    pub buf: u64,
+}
+
 /// The key of `FD_COOKIES`: one file descriptor of one process.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -464,6 +491,8 @@ mod user {
     unsafe impl aya::Pod for super::FdKey {}
     unsafe impl aya::Pod for super::SslKey {}
     unsafe impl aya::Pod for super::SslCall {}
+    unsafe impl aya::Pod for super::GoroutineKey {}
+    unsafe impl aya::Pod for super::GoRead {}
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 mod connect;
 mod dns;
 mod enforce;
+mod go_tls;
 mod lifecycle;
 mod maps;
 mod net;

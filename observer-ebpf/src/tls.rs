@@ -226,16 +226,11 @@ fn try_return(ctx: &RetProbeContext) -> Result<(), i64> {
         ret as u64
     };
     let tgid = (pid_tgid >> 32) as u32;
-    // SAFETY: copies of map values.
+    // SAFETY: a copy of a map value.
     let fd = unsafe { SSL_FDS.get(&ssl_key(tgid, call.ssl)) }
         .copied()
         .ok_or(0)?;
-    let cookie = unsafe { FD_COOKIES.get(&FdKey { tgid, fd }) }
-        .copied()
-        .ok_or(0)?;
-    if unsafe { TLS_SKIP.get(&cookie) }.is_some() {
-        return Ok(());
-    }
+    let cookie = readable_cookie(tgid, fd).ok_or(0)?;
     emit(
         call.kind,
         cookie,
@@ -243,6 +238,18 @@ fn try_return(ctx: &RetProbeContext) -> Result<(), i64> {
         bytes.min(u64::from(u32::MAX)) as u32,
     );
     Ok(())
+}
+
+/// The cookie of a process's client socket, unless userspace does not
+/// read it.
+#[inline(always)]
+pub fn readable_cookie(tgid: u32, fd: u32) -> Option<u64> {
+    // SAFETY: copies of map values.
+    let cookie = unsafe { FD_COOKIES.get(&FdKey { tgid, fd }) }.copied()?;
+    if unsafe { TLS_SKIP.get(&cookie) }.is_some() {
+        return None;
+    }
+    Some(cookie)
 }
 
 /// A chunk record: the same layout as a payload record.
@@ -254,7 +261,7 @@ struct TlsChunk {
 
 /// Copies up to `TLS_CHUNKS_MAX` chunks of the call's buffer.
 #[inline(always)]
-fn emit(kind: u32, cookie: u64, buf: u64, total: u32) {
+pub fn emit(kind: u32, cookie: u64, buf: u64, total: u32) {
     // SAFETY: helper calls.
     let (ts_ns, cgroup_id) = unsafe { (bpf_ktime_get_ns(), bpf_get_current_cgroup_id()) };
     for i in 0..TLS_CHUNKS_MAX {

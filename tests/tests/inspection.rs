@@ -19,6 +19,29 @@ enum Sdk {
     /// The npm package on Node.js (OpenSSL linked into node, fed through
     /// memory BIOs).
     Node,
+    /// Go's net/http and crypto/tls (no OpenSSL at all).
+    Go,
+}
+
+/// The Go client, built once per test run with Debian's Go.
+fn go_client() -> &'static std::path::Path {
+    static BIN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let dir = std::env::temp_dir().join(tests::unique("goclient"));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let bin = dir.join("genai_client");
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/genai_client.go");
+        tests::run_ok(
+            std::process::Command::new("go")
+                .arg("build")
+                .arg("-o")
+                .arg(&bin)
+                .arg(src)
+                .current_dir(&dir)
+                .env("GO111MODULE", "off"),
+        );
+        bin
+    })
 }
 
 impl Sdk {
@@ -26,6 +49,7 @@ impl Sdk {
         match self {
             Sdk::Python => "python3",
             Sdk::Node => "node",
+            Sdk::Go => "genai_client",
         }
     }
 }
@@ -46,6 +70,7 @@ fn sdk(lab: &NamingLab, runtime: Sdk, base_url: &str, calls: &[&str]) {
                 .env("NODE_EXTRA_CA_CERTS", &lab::certs().cert);
             c
         }
+        Sdk::Go => lab.client(&go_client().to_string_lossy()),
     };
     let out = cmd
         .arg(base_url)
@@ -74,17 +99,28 @@ fn the_node_openai_sdk_gives_exact_requests_models_and_tokens() {
     exact_requests_models_and_tokens(Sdk::Node);
 }
 
+#[test]
+fn a_go_client_gives_exact_requests_models_and_tokens() {
+    exact_requests_models_and_tokens(Sdk::Go);
+}
+
 fn exact_requests_models_and_tokens(runtime: Sdk) {
     if !privileged() {
         return;
     }
     let lab = NamingLab::start(&[]);
-    sdk(
-        &lab,
-        runtime,
-        OPENAI_DIRECT,
-        &["chat", "stream", "embeddings", "chat"],
-    );
+    let calls = ["chat", "stream", "embeddings", "chat"];
+    match runtime {
+        Sdk::Python | Sdk::Node => sdk(&lab, runtime, OPENAI_DIRECT, &calls),
+        Sdk::Go => {
+            // A Go program is probed when it first connects (its binary
+            // is its TLS library): a first, non-AI call gets it probed.
+            let warm_up = format!("nonai=https://{}/", lab::NON_AI.0);
+            let mut all = vec![warm_up.as_str(), "pause"];
+            all.extend(calls);
+            sdk(&lab, runtime, OPENAI_DIRECT, &all);
+        }
+    }
     let direct = [
         ("route", "direct"),
         ("provider", "openai"),

@@ -17,6 +17,7 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "openssl",      // self-signed certificates for TLS test servers
     "curl",         // a real TLS/HTTP client
     "gnutls-bin",   // gnutls-cli: a TLS client whose library --tls-probes does not read
+    "golang-go",    // Go 1.19: a real crypto/tls client for --tls-probes
     "prometheus",   // promtool and a real Prometheus server
     "podman",       // build deploy/Dockerfile and run the image as deployed
     "runc",         // podman's runtime there (crun refuses hybrid cgroup trees)

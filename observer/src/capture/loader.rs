@@ -19,7 +19,7 @@ use observer_common::{
 };
 
 use super::enforce_maps::{DenyAddrsMap, KernelTables, PolicyMap};
-use super::tls_libs::{TLS_ENTRY_PROBES, TLS_RETURN_PROBE, TlsLibraries};
+use super::tls_libs::{GO_TLS_PROBES, TLS_ENTRY_PROBES, TLS_RETURN_PROBE, TlsLibraries};
 use super::{
     cgroup::{find_cgroup2_root, is_cgroup2},
     own_tgid::own_host_tgid,
@@ -186,6 +186,14 @@ impl Probes {
     pub fn scan_tls_libraries(&mut self, proc_root: &Path, again: &[u32]) {
         if let Some(libs) = &mut self.tls {
             libs.scan_processes(&mut self.ebpf, proc_root, again);
+        }
+    }
+
+    /// `--tls-probes`: probes the TLS libraries of processes that just
+    /// connected, unless read before.
+    pub fn scan_new_tls_processes(&mut self, proc_root: &Path, tgids: &[u32]) {
+        if let Some(libs) = &mut self.tls {
+            libs.scan_new(&mut self.ebpf, proc_root, tgids);
         }
     }
 
@@ -364,6 +372,7 @@ const TLS_SEND_SYSCALLS: [&str; 4] = [
 fn load_tls(ebpf: &mut Ebpf) -> Result<(), LoadError> {
     let mut names: Vec<&str> = TLS_ENTRY_PROBES.iter().map(|(name, _)| *name).collect();
     names.dedup();
+    names.extend(GO_TLS_PROBES);
     for name in names {
         let prog: &mut UProbe = program(ebpf, name)?;
         prog.load().map_err(|e| load_error(name, e))?;

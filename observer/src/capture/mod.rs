@@ -9,6 +9,7 @@
 pub mod cgroup;
 pub mod decode;
 pub mod enforce_maps;
+pub mod go_binary;
 pub mod loader;
 pub mod own_tgid;
 pub mod privileges;

@@ -10,11 +10,12 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use super::go_binary::{GO_TLS_READ, GO_TLS_WRITE, GoTls, go_tls};
 use aya::{
     Ebpf,
     programs::{
         ProgramError, UProbe,
-        uprobe::{UProbeError, UProbeScope},
+        uprobe::{UProbeAttachLocation, UProbeError, UProbeScope},
     },
 };
 
@@ -30,6 +31,9 @@ const HOST_LIBRARY_DIRS: [&str; 7] = [
     "/usr/bin",
     "/usr/local/bin",
 ];
+
+/// The Go programs' probes (`go_binary` finds where they go).
+pub const GO_TLS_PROBES: [&str; 3] = ["go_tls_write", "go_tls_read", "go_tls_read_ret"];
 
 /// Entry probes by program name and the symbol they go on; the return
 /// probe `ssl_return` goes on each read and write function too.
@@ -73,7 +77,13 @@ pub struct TlsLibraries {
     attached: HashSet<(u64, u64)>,
     /// Processes whose maps were read, so each is read once.
     scanned: HashSet<u32>,
+    /// Executables checked for Go's `crypto/tls`, by device and inode.
+    checked_exes: HashSet<(u64, u64)>,
 }
+
+/// Processes and executables remembered as read, at most (then forgotten
+/// and read again: a bound, not a cache policy).
+const SCANNED_MAX: usize = 65536;
 
 impl TlsLibraries {
     pub fn len(&self) -> usize {
@@ -122,20 +132,66 @@ impl TlsLibraries {
                 continue;
             };
             alive.insert(pid);
-            if self.scanned.contains(&pid) && !again.contains(&pid) {
-                continue;
-            }
-            self.scanned.insert(pid);
-            let Ok(maps) = std::fs::read_to_string(entry.path().join("maps")) else {
-                continue;
-            };
-            for lib in libraries_in_maps(&maps) {
-                let in_root = entry.path().join("root").join(lib.trim_start_matches('/'));
-                self.attach(ebpf, &in_root);
+            if !self.scanned.contains(&pid) || again.contains(&pid) {
+                self.scan_process(ebpf, proc_root, pid);
             }
         }
         // Forget processes that ended, so the set stays as large as /proc.
         self.scanned.retain(|pid| alive.contains(pid));
+    }
+
+    /// Probes the libraries of processes that just connected, if not read
+    /// yet: a process is probed before its first TLS call, unless that
+    /// comes within milliseconds of its first connection.
+    pub fn scan_new(&mut self, ebpf: &mut Ebpf, proc_root: &Path, tgids: &[u32]) {
+        for &tgid in tgids {
+            if !self.scanned.contains(&tgid) {
+                self.scan_process(ebpf, proc_root, tgid);
+            }
+        }
+    }
+
+    fn scan_process(&mut self, ebpf: &mut Ebpf, proc_root: &Path, pid: u32) {
+        if self.scanned.len() >= SCANNED_MAX {
+            self.scanned.clear();
+        }
+        self.scanned.insert(pid);
+        let dir = proc_root.join(pid.to_string());
+        if let Ok(maps) = std::fs::read_to_string(dir.join("maps")) {
+            for lib in libraries_in_maps(&maps) {
+                let in_root = dir.join("root").join(lib.trim_start_matches('/'));
+                self.attach(ebpf, &in_root);
+            }
+        }
+        self.check_go(ebpf, &dir.join("exe"));
+    }
+
+    /// Probes a Go program's `crypto/tls`, once per binary.
+    fn check_go(&mut self, ebpf: &mut Ebpf, exe: &Path) {
+        let Ok(meta) = std::fs::metadata(exe) else {
+            return;
+        };
+        let id = (meta.dev(), meta.ino());
+        if self.checked_exes.len() >= SCANNED_MAX {
+            self.checked_exes.clear();
+        }
+        if !self.checked_exes.insert(id) || self.attached.contains(&id) {
+            return;
+        }
+        match go_tls(exe) {
+            Ok(Some(points)) => {
+                if self.attached.len() >= TLS_LIBRARIES_MAX {
+                    return;
+                }
+                self.attached.insert(id);
+                match attach_go(ebpf, exe, &points) {
+                    Ok(n) => log::info!("--tls-probes: {n} probes on Go program {}", exe.display()),
+                    Err(e) => log::warn!("--tls-probes: cannot probe {}: {e}", exe.display()),
+                }
+            }
+            Ok(None) => {}
+            Err(e) => log::debug!("--tls-probes: {}: {e}", exe.display()),
+        }
     }
 
     fn attach(&mut self, ebpf: &mut Ebpf, path: &Path) {
@@ -175,6 +231,24 @@ fn attach_file(ebpf: &mut Ebpf, path: &Path) -> Result<usize, ProgramError> {
         if returns && attach_one(ebpf, TLS_RETURN_PROBE, symbol, path)? {
             attached += 1;
         }
+    }
+    Ok(attached)
+}
+
+/// The Go programs: `Write` and `Read` at entry, and every RET of `Read`.
+fn attach_go(ebpf: &mut Ebpf, exe: &Path, points: &GoTls) -> Result<usize, ProgramError> {
+    let mut attached = 0;
+    for (program, symbol) in [("go_tls_write", GO_TLS_WRITE), ("go_tls_read", GO_TLS_READ)] {
+        attached += usize::from(attach_one(ebpf, program, symbol, exe)?);
+    }
+    let Some(prog) = ebpf.program_mut("go_tls_read_ret") else {
+        return Ok(attached);
+    };
+    let prog: &mut UProbe = prog.try_into()?;
+    for &offset in &points.read_returns {
+        let at = UProbeAttachLocation::SymbolOffset(GO_TLS_READ, offset);
+        prog.attach(at, exe, UProbeScope::AllProcesses)?;
+        attached += 1;
     }
     Ok(attached)
 }

@@ -15,7 +15,7 @@ use tokio::{
 use super::{agent_audit, config::Config};
 use crate::{
     capture::{
-        LoadError, LoadOptions, Probes,
+        Event, LoadError, LoadOptions, Probes,
         ring::{DropCounters, drain},
     },
     classification::{Catalog, Classifier},
@@ -92,6 +92,9 @@ struct Pipeline {
     enforcer: Option<Enforcer>,
     /// `--tls-probes` only: cookies whose plaintext is not read.
     tls_skip: Option<aya::maps::HashMap<MapData, u64, u8>>,
+    /// Processes that connected since the last batch (`--tls-probes`
+    /// probes their libraries unless it has).
+    connected: Vec<u32>,
     proc_root: std::path::PathBuf,
 }
 
@@ -161,6 +164,7 @@ impl Pipeline {
             drops: DropCounters::default(),
             enforcer,
             tls_skip,
+            connected: Vec::new(),
             proc_root: cfg.workload_paths.proc_root.clone(),
         })
     }
@@ -179,14 +183,14 @@ impl Pipeline {
             tokio::select! {
                 guard = self.ring.readable_mut() => {
                     let mut guard = guard.context("ring buffer poll failed")?;
-                    drain_into(guard.get_inner_mut(), &mut self.table);
+                    drain_into(guard.get_inner_mut(), &mut self.table, &mut self.connected);
                     guard.clear_ready();
                     self.enforce();
                 }
                 _ = tick.tick() => {
                     // Records below the kernel's wakeup threshold arrive
                     // without a wakeup: the tick collects them.
-                    drain_into(self.ring.get_mut(), &mut self.table);
+                    drain_into(self.ring.get_mut(), &mut self.table, &mut self.connected);
                     self.table.expire(Instant::now().into_std());
                     self.enforce();
                     if Instant::now() >= next_drops {
@@ -216,6 +220,11 @@ impl Pipeline {
     /// Carries out what the flow table decided (`--enforce deny`), and
     /// tells the kernel which plaintext not to copy (`--tls-probes`).
     fn enforce(&mut self) {
+        if self.tls_skip.is_some() {
+            self.probes
+                .scan_new_tls_processes(&self.proc_root, &self.connected);
+        }
+        self.connected.clear();
         let skips = self.table.take_tls_skips();
         if let Some(map) = &mut self.tls_skip {
             for cookie in skips {
@@ -233,7 +242,7 @@ impl Pipeline {
     /// Counts what is already in the ring, then detaches before flushing so
     /// no connection is left half-seen.
     fn detach(mut self) {
-        drain_into(self.ring.get_mut(), &mut self.table);
+        drain_into(self.ring.get_mut(), &mut self.table, &mut self.connected);
         self.count_kernel_drops();
         drop(self.ring);
         drop(self.probes);
@@ -276,10 +285,17 @@ fn too_complex_for_this_kernel(e: LoadError, enforce: EnforceMode) -> anyhow::Er
 
 /// Hands every waiting record to the flow table; malformed ones are
 /// counted as `decode` drops.
-fn drain_into(ring: &mut RingBuf<MapData>, table: &mut FlowTable<Outputs>) {
+fn drain_into(
+    ring: &mut RingBuf<MapData>,
+    table: &mut FlowTable<Outputs>,
+    connected: &mut Vec<u32>,
+) {
     let now = std::time::Instant::now();
     drain(ring, |record| match record {
         Ok(event) => {
+            if let Event::Connect(c) = &event {
+                connected.push(c.tgid);
+            }
             table.handle(event, now);
         }
         Err(e) => {
