@@ -105,19 +105,28 @@ pub fn frame(
     let mut lines: Vec<(f64, f64, String)> = rows
         .iter()
         .map(|r| {
-            let (conn, bytes) = match prev {
+            let rates = match prev {
                 Some((before, secs)) => {
                     let b = before.get(&r.key);
-                    let dc = increase(r.connections, b.map(|b| b.connections));
-                    let db = increase(r.bytes_sent, b.map(|b| b.bytes_sent))
-                        + increase(r.bytes_received, b.map(|b| b.bytes_received));
-                    (dc as f64 / secs, db as f64 / secs)
+                    let up = |now: u64, then: fn(&SummaryRow) -> u64| {
+                        increase(now, b.map(then)) as f64 / secs
+                    };
+                    view::Rates {
+                        connections: up(r.connections, |b| b.connections),
+                        bytes: up(r.bytes_sent, |b| b.bytes_sent)
+                            + up(r.bytes_received, |b| b.bytes_received),
+                        requests: up(r.requests, |b| b.requests),
+                        tokens: up(r.tokens, |b| b.tokens),
+                    }
                 }
-                None => (
-                    r.connections as f64,
-                    (r.bytes_sent + r.bytes_received) as f64,
-                ),
+                None => view::Rates {
+                    connections: r.connections as f64,
+                    bytes: (r.bytes_sent + r.bytes_received) as f64,
+                    requests: r.requests as f64,
+                    tokens: r.tokens as f64,
+                },
             };
+            let conn = rates.connections;
             let share = shares
                 .get(&(
                     r.key.namespace.clone(),
@@ -129,7 +138,7 @@ pub fn frame(
                 .unwrap_or(0.0);
             let direct = if r.key.route == "direct" { conn } else { 0.0 };
             let mark = marked.contains(&workload_of(&r.key));
-            (direct, conn, view::top_line(r, conn, bytes, share, mark))
+            (direct, conn, view::top_line(r, rates, share, mark))
         })
         .collect();
     // Most direct traffic first, then busiest.
@@ -271,6 +280,20 @@ mod tests {
             &HashSet::new(),
         );
         assert!(lines[1].contains("  10.0 "), "{lines:#?}");
+    }
+
+    #[test]
+    fn requests_and_tokens_are_rates_too() {
+        let mut old = row("a", "direct", 1);
+        old.requests = 4;
+        old.tokens = 1000;
+        let before: HashMap<_, _> = [(old.key.clone(), old)].into_iter().collect();
+        let mut now = row("a", "direct", 1);
+        now.requests = 10;
+        now.tokens = 5000;
+        let lines = frame(&[now], Some((&before, 2.0)), 10, &HashSet::new());
+        // 6 requests and 4000 tokens over 2 seconds.
+        assert!(lines[1].contains("   3.0   2.0k"), "{lines:#?}");
     }
 
     #[test]

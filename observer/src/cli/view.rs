@@ -113,22 +113,27 @@ pub fn flow_line(f: &FlowRecord) -> String {
 }
 
 pub const TOP_HEADER: &str =
-    "WORKLOAD             PROCESS  ROUTE   PROVIDER   CONN/S BYTES/S ACTIVE DIRECT%";
+    "WORKLOAD       PROCESS  ROUTE   PROVIDER CONN/S BYTES/S REQ/S  TOK/S ACT DIR%";
 
-/// One summary row with rates over the refresh interval, in 80 columns;
-/// `marked` puts a `!` before the workload (its Foundry agents route direct).
-pub fn top_line(
-    row: &SummaryRow,
-    conn_rate: f64,
-    byte_rate: f64,
-    direct_share: f64,
-    marked: bool,
-) -> String {
+/// Per-second rates of one summary row over the refresh interval (totals
+/// for a single frame).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Rates {
+    pub connections: f64,
+    pub bytes: f64,
+    /// `--tls-probes`: requests and tokens read inside the flows.
+    pub requests: f64,
+    pub tokens: f64,
+}
+
+/// One summary row with its rates, in 80 columns; `marked` puts a `!`
+/// before the workload (its Foundry agents route direct).
+pub fn top_line(row: &SummaryRow, rates: Rates, direct_share: f64, marked: bool) -> String {
     let name = workload(&row.key.namespace, &row.key.pod, &row.key.container);
     let name = if marked { format!("!{name}") } else { name };
     format!(
-        "{} {} {} {} {:>6.1} {:>7} {:>6} {:>6.0}%",
-        fit(&name, 20),
+        "{} {} {} {} {:>6.1} {:>7} {:>5.1} {:>6} {:>3} {:>3.0}%",
+        fit(&name, 14),
         fit(&row.key.process, 8),
         fit(short_route(&row.key.route), 7),
         fit(
@@ -137,10 +142,12 @@ pub fn top_line(
             } else {
                 &row.key.provider
             },
-            10
+            8
         ),
-        conn_rate,
-        bytes(byte_rate as u64),
+        rates.connections,
+        bytes(rates.bytes as u64),
+        rates.requests,
+        bytes(rates.tokens as u64),
         row.active,
         direct_share * 100.0,
     )

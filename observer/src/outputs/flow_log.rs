@@ -133,6 +133,12 @@ pub struct SummaryRow {
     pub bytes_sent: u64,
     pub bytes_received: u64,
     pub last_seen_unix_ms: u64,
+    /// `--tls-probes`: requests read inside these flows, and the tokens
+    /// (input and output) their responses reported.
+    #[serde(default)]
+    pub requests: u64,
+    #[serde(default)]
+    pub tokens: u64,
 }
 
 /// A flow the log still holds: among the recent ones, or not yet closed.
@@ -310,21 +316,31 @@ impl FlowLog {
         }
     }
 
-    /// `--tls-probes`: a request read inside a held flow; the record lists
-    /// the first `REQUESTS_PER_FLOW_MAX`.
+    /// `--tls-probes`: a request read inside a held flow: counted in its
+    /// summary row; its record lists the first `REQUESTS_PER_FLOW_MAX`.
     pub fn request(&self, cookie: u64, request: crate::flows::FlowRequest) {
         let flow = {
             let mut inner = self.lock();
-            let Some(record) = inner.held.get_mut(&cookie).and_then(|h| h.record.as_mut()) else {
+            let Some(held) = inner.held.get_mut(&cookie) else {
                 return;
             };
-            if record.requests.len() >= crate::flows::REQUESTS_PER_FLOW_MAX {
-                return;
-            }
-            Arc::make_mut(record).requests.push(request);
-            Arc::clone(record)
+            let key = held.key.clone();
+            let tokens = request.input_tokens.unwrap_or(0) + request.output_tokens.unwrap_or(0);
+            let flow = held.record.as_mut().and_then(|record| {
+                (record.requests.len() < crate::flows::REQUESTS_PER_FLOW_MAX).then(|| {
+                    Arc::make_mut(record).requests.push(request);
+                    Arc::clone(record)
+                })
+            });
+            let row = summary_row(&mut inner.summary, &key);
+            row.requests += 1;
+            row.tokens = row.tokens.saturating_add(tokens);
+            row.last_seen_unix_ms = crate::flows::record::unix_ms();
+            flow
         };
-        self.publish(flow);
+        if let Some(flow) = flow {
+            self.publish(flow);
+        }
     }
 
     /// A counted flow left the live table before it closed (the table was
