@@ -20,6 +20,7 @@ mod machine;
 mod perf;
 mod procs;
 mod report;
+mod tls;
 
 use std::{
     collections::BTreeMap,
@@ -174,6 +175,14 @@ fn system(bin: &std::path::Path, r: &mut report::Report) -> anyhow::Result<()> {
         .into_iter()
         .collect::<BTreeMap<_, _>>();
     daemon.stop()?;
+    r.tls = tls::run(
+        bin,
+        &plain,
+        &nginx.tls_url(),
+        &format!("127.0.0.1:{}", nginx.tls_port),
+        pairs(),
+        wrk_seconds(),
+    )?;
     r.deployed = deployed::run(
         bin,
         &plain,
@@ -280,7 +289,9 @@ impl Setup<'_> {
     fn kernel_cost(&self, r: &mut report::Report) -> anyhow::Result<()> {
         let stats = BpfStats::enable()?;
         r.stats_how = stats.how().into();
-        let ids = kstats::attached(&self.watched.path)?;
+        let mut ids = kstats::attached(&self.watched.path)?;
+        // --tls-probes' tracepoint runs on every connect() too.
+        ids.extend(kstats::of_process(self.daemon.pid(), &["sys_enter_conne"])?);
         let s0 = kstats::snapshot(&ids)?;
         let ka = load::wrk(
             self.watched,

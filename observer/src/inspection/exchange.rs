@@ -4,11 +4,20 @@
 //! responses pair with requests first in, first out.
 use std::collections::VecDeque;
 
+use std::io::Write as _;
+
 use super::{
     body_scan::{BodyScan, Usage},
-    http1::{Head, Part, Side, Stream},
+    http1::{Encoding, Head, Part, Side, Stream},
     operation::{self, Operation},
 };
+
+/// Decoded bytes read from one compressed response at most; past this its
+/// usage is not read (a decompression bomb costs this much, no more).
+const DECODED_MAX: u64 = 8 << 20;
+/// Compressed bytes handed to the decoder at once, so one step's output
+/// stays small (deflate expands at most about 1032:1).
+const INFLATE_STEP: usize = 256;
 
 /// Requests awaiting their responses on one connection (pipelining is
 /// rare; this bounds a client that never reads).
@@ -63,6 +72,47 @@ enum ResponseBody {
     },
 }
 
+/// A compressed body's decoder: compressed bytes in, plaintext out.
+enum Inflate {
+    Gzip(flate2::write::GzDecoder<Vec<u8>>),
+    Deflate(flate2::write::ZlibDecoder<Vec<u8>>),
+}
+
+impl Inflate {
+    fn new(encoding: Encoding) -> Option<Inflate> {
+        match encoding {
+            Encoding::Gzip => Some(Inflate::Gzip(flate2::write::GzDecoder::new(Vec::new()))),
+            Encoding::Deflate => Some(Inflate::Deflate(
+                flate2::write::ZlibDecoder::new(Vec::new()),
+            )),
+            Encoding::Identity | Encoding::Other => None,
+        }
+    }
+
+    /// Decodes `input` in small steps, handing each step's output on;
+    /// false once the stream is broken or past `DECODED_MAX`.
+    fn push(&mut self, input: &[u8], decoded: &mut u64, mut out: impl FnMut(&[u8])) -> bool {
+        for piece in input.chunks(INFLATE_STEP) {
+            // Flushed each step: the decoder would otherwise keep the
+            // last output (where `usage` is) until the next write.
+            let (written, buf) = match self {
+                Inflate::Gzip(d) => (d.write_all(piece).and_then(|()| d.flush()), d.get_mut()),
+                Inflate::Deflate(d) => (d.write_all(piece).and_then(|()| d.flush()), d.get_mut()),
+            };
+            if written.is_err() {
+                return false;
+            }
+            *decoded += buf.len() as u64;
+            if *decoded > DECODED_MAX {
+                return false;
+            }
+            out(buf);
+            buf.clear();
+        }
+        true
+    }
+}
+
 /// Where one direction is in the library call it is reading: the kernel
 /// copies a call in chunks, up to a limit, and may lose some when its ring
 /// is full; what was not copied is skipped, never guessed.
@@ -113,6 +163,8 @@ pub struct Exchange {
     in_flight: VecDeque<Open>,
     /// The response being read, and for whom.
     reading: Option<(Open, ResponseBody)>,
+    /// Its body's decoder when it is compressed, and the bytes decoded.
+    inflate: Option<(Inflate, u64)>,
     done: Vec<Request>,
 }
 
@@ -131,6 +183,7 @@ impl Exchange {
             writing: None,
             in_flight: VecDeque::new(),
             reading: None,
+            inflate: None,
             done: Vec::new(),
         }
     }
@@ -205,7 +258,8 @@ impl Exchange {
                 PartOwned::Head(Head::Response {
                     status,
                     event_stream,
-                }) => self.on_response_head(status, event_stream),
+                    encoding,
+                }) => self.on_response_head(status, event_stream, encoding),
                 PartOwned::Head(Head::Request { .. }) => {}
                 PartOwned::Body(b) => self.on_response_body(&b),
                 PartOwned::End => self.finish_response(ts_ns),
@@ -275,13 +329,16 @@ impl Exchange {
         }
     }
 
-    fn on_response_head(&mut self, status: u16, event_stream: bool) {
+    fn on_response_head(&mut self, status: u16, event_stream: bool, encoding: Encoding) {
         let Some(mut open) = self.in_flight.pop_front() else {
             return;
         };
         open.request.status = status;
         open.request.streamed = event_stream;
-        let body = if event_stream {
+        self.inflate = Inflate::new(encoding).map(|d| (d, 0));
+        let body = if encoding == Encoding::Other {
+            ResponseBody::None
+        } else if event_stream {
             ResponseBody::Events {
                 line: Vec::new(),
                 skipping: false,
@@ -296,6 +353,21 @@ impl Exchange {
         let Some((open, body)) = &mut self.reading else {
             return;
         };
+        match &mut self.inflate {
+            None => read_body(open, body, bytes),
+            Some((inflate, decoded)) => {
+                if !inflate.push(bytes, decoded, |plain| read_body(open, body, plain)) {
+                    *body = ResponseBody::None;
+                    self.inflate = None;
+                }
+            }
+        }
+    }
+}
+
+/// Plaintext of a response body, to its reader.
+fn read_body(open: &mut Open, body: &mut ResponseBody, bytes: &[u8]) {
+    {
         match body {
             ResponseBody::None => {}
             ResponseBody::Json(scan) => scan.push(bytes),
@@ -321,8 +393,11 @@ impl Exchange {
             }
         }
     }
+}
 
+impl Exchange {
     fn finish_response(&mut self, ts_ns: u64) {
+        self.inflate = None;
         let Some((mut open, body)) = self.reading.take() else {
             return;
         };
@@ -373,6 +448,7 @@ fn owned(p: Part<'_>) -> PartOwned {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write as _;
 
     const CHAT_REQ: &[u8] = b"POST /v1/chat/completions HTTP/1.1\r\nHost: api.openai.com\r\nContent-Type: application/json\r\nContent-Length: 62\r\n\r\n{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"model\":\"gpt-4o\"}";
 
@@ -496,6 +572,69 @@ mod tests {
         assert_eq!(c.place(0, 10, 10), Some((0, 0)));
         assert_eq!(c.place(0, 5000, chunk), Some((0, 0)));
         assert_eq!(c.place(0, 10, 10), Some((5000 - chunk as u64, 0)));
+    }
+
+    fn compressed_response(encoding: &str, body: &str) -> Vec<u8> {
+        let packed = match encoding {
+            "gzip" => {
+                let mut e =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                e.write_all(body.as_bytes()).unwrap();
+                e.finish().unwrap()
+            }
+            _ => {
+                let mut e =
+                    flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+                e.write_all(body.as_bytes()).unwrap();
+                e.finish().unwrap()
+            }
+        };
+        let mut out = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: {encoding}\r\nContent-Length: {}\r\n\r\n",
+            packed.len()
+        )
+        .into_bytes();
+        out.extend(packed);
+        out
+    }
+
+    #[test]
+    fn gzip_and_deflate_responses_give_their_usage() {
+        let pad = "x".repeat(20_000);
+        let body =
+            format!(r#"{{"id":"{pad}","usage":{{"prompt_tokens":5,"completion_tokens":6}}}}"#);
+        for encoding in ["gzip", "deflate"] {
+            let mut ex = Exchange::new();
+            ex.wrote(CHAT_REQ, 0, 0);
+            for piece in compressed_response(encoding, &body).chunks(100) {
+                ex.read(piece, 0, 0);
+            }
+            let done = ex.take_done();
+            assert_eq!(done.len(), 1, "{encoding}");
+            assert_eq!(
+                (done[0].usage.input, done[0].usage.output),
+                (Some(5), Some(6)),
+                "{encoding}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_decompression_bomb_is_cut_off_and_the_request_still_ends() {
+        let body = format!(
+            r#"{{"pad":"{}","usage":{{"prompt_tokens":5}}}}"#,
+            "0".repeat(DECODED_MAX as usize + 1)
+        );
+        let mut ex = Exchange::new();
+        ex.wrote(CHAT_REQ, 0, 0);
+        ex.read(&compressed_response("gzip", &body), 0, 0);
+        let done = ex.take_done();
+        assert_eq!(done.len(), 1);
+        assert_eq!(
+            done[0].usage,
+            Usage::default(),
+            "past the cap, nothing is read"
+        );
     }
 
     #[test]

@@ -15,14 +15,40 @@ const CHUNK_LINE_MAX: usize = 256;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Head {
     /// `path` without its query, which may carry keys.
-    Request {
-        method: String,
-        path: String,
-    },
+    Request { method: String, path: String },
     Response {
         status: u16,
         event_stream: bool,
+        encoding: Encoding,
     },
+}
+
+/// A response body's `Content-Encoding`, as far as it can be read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encoding {
+    Identity,
+    Gzip,
+    Deflate,
+    /// br, zstd, or a chain: not decoded.
+    Other,
+}
+
+impl Encoding {
+    fn of(value: Option<&[u8]>) -> Encoding {
+        let Some(v) = value else {
+            return Encoding::Identity;
+        };
+        match String::from_utf8_lossy(v)
+            .trim()
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "" | "identity" => Encoding::Identity,
+            "gzip" | "x-gzip" => Encoding::Gzip,
+            "deflate" => Encoding::Deflate,
+            _ => Encoding::Other,
+        }
+    }
 }
 
 /// A piece of what the stream carried, in order.
@@ -221,6 +247,7 @@ impl Stream {
                         let head = Head::Response {
                             status,
                             event_stream,
+                            encoding: Encoding::of(header(res.headers, "content-encoding")),
                         };
                         Ok(Some((len, head, framing(res.headers, !bodiless))))
                     }
@@ -364,7 +391,8 @@ mod tests {
                 vec![
                     Seen::Head(Head::Response {
                         status: 200,
-                        event_stream: true
+                        event_stream: true,
+                        encoding: Encoding::Identity,
                     }),
                     Seen::Body(b"data: {\"a\":1}\n\n".to_vec()),
                     Seen::End
@@ -382,12 +410,14 @@ mod tests {
             vec![
                 Seen::Head(Head::Response {
                     status: 204,
-                    event_stream: false
+                    event_stream: false,
+                    encoding: Encoding::Identity,
                 }),
                 Seen::End,
                 Seen::Head(Head::Response {
                     status: 429,
-                    event_stream: false
+                    event_stream: false,
+                    encoding: Encoding::Identity,
                 }),
                 Seen::Body(b"{}".to_vec()),
                 Seen::End

@@ -24,6 +24,25 @@ pub fn attached(cgroup: &Path) -> anyhow::Result<BTreeMap<String, u64>> {
     Ok(out)
 }
 
+/// Program name → id, for the programs of process `pid` with these names
+/// (bpftool lists the processes holding each program).
+pub fn of_process(pid: u32, names: &[&str]) -> anyhow::Result<BTreeMap<String, u64>> {
+    let v = bpftool(Command::new("bpftool").args(["-j", "prog", "show"]))?;
+    let mut out = BTreeMap::new();
+    for p in v.as_array().context("bpftool prog show: not a list")? {
+        let name = p["name"].as_str().unwrap_or_default();
+        let held = p["pids"].as_array().is_some_and(|pids| {
+            pids.iter()
+                .any(|x| x["pid"].as_u64() == Some(u64::from(pid)))
+        });
+        if held && names.contains(&name) {
+            let id = p["id"].as_u64().context("program without id")?;
+            out.insert(name.to_owned(), id);
+        }
+    }
+    Ok(out)
+}
+
 /// (run_time_ns, run_cnt) per program id.
 pub fn snapshot(ids: &BTreeMap<String, u64>) -> anyhow::Result<BTreeMap<String, (u64, u64)>> {
     let mut out = BTreeMap::new();

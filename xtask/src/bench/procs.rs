@@ -153,6 +153,8 @@ pub const LOOPBACK_ADDRS: [&str; 4] = ["127.0.0.1", "127.0.0.2", "127.0.0.3", "1
 pub struct Nginx {
     child: Child,
     pub port: u16,
+    /// An HTTPS listener on 127.0.0.1 (self-signed), for the TLS probes.
+    pub tls_port: u16,
     pub workers: u32,
     _dir: TempDir,
 }
@@ -161,7 +163,28 @@ impl Nginx {
     pub fn start(workers: u32) -> anyhow::Result<Self> {
         let dir = TempDir::new("nginx")?;
         let port = free_port()?;
+        let tls_port = free_port()?;
         let d = dir.0.display();
+        let status = Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+            ])
+            .args(["-nodes", "-days", "2", "-subj", "/CN=bench"])
+            .arg("-keyout")
+            .arg(dir.0.join("key.pem"))
+            .arg("-out")
+            .arg(dir.0.join("cert.pem"))
+            .stderr(Stdio::null())
+            .status()
+            .context("openssl (a certificate for nginx's HTTPS listener)")?;
+        if !status.success() {
+            bail!("openssl could not make a certificate for nginx");
+        }
         let listens: String = LOOPBACK_ADDRS
             .iter()
             .map(|a| format!("    listen {a}:{port} backlog=4096;\n"))
@@ -173,7 +196,10 @@ impl Nginx {
              http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
                fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
                keepalive_requests 100000000;\n  keepalive_timeout 120s;\n\
-               server {{\n{listens}    location / {{ return 200 \"ok\\n\"; }}\n  }}\n}}\n"
+               server {{\n{listens}    location / {{ return 200 \"ok\\n\"; }}\n  }}\n\
+               server {{\n    listen 127.0.0.1:{tls_port} ssl backlog=4096;\n\
+                 ssl_certificate {d}/cert.pem;\n    ssl_certificate_key {d}/key.pem;\n\
+                 location / {{ return 200 \"ok\\n\"; }}\n  }}\n}}\n"
         );
         std::fs::write(dir.0.join("nginx.conf"), conf)?;
         let mut child = Command::new("nginx")
@@ -200,6 +226,7 @@ impl Nginx {
         Ok(Self {
             child,
             port,
+            tls_port,
             workers,
             _dir: dir,
         })
@@ -207,6 +234,10 @@ impl Nginx {
 
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}/", self.port)
+    }
+
+    pub fn tls_url(&self) -> String {
+        format!("https://127.0.0.1:{}/", self.tls_port)
     }
 
     pub fn targets(&self) -> Vec<String> {

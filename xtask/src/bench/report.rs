@@ -106,6 +106,24 @@ impl Deployed {
     }
 }
 
+/// `--tls-probes`: HTTPS keep-alive with the probes off and on; see `tls.rs`.
+#[derive(Default)]
+pub struct TlsProbes {
+    pub keepalive: Throughput,
+    /// Per TLS program: calls and mean ns per call over the "with" runs.
+    pub probe_cost: BTreeMap<String, (u64, Option<f64>)>,
+    /// The daemon's CPU seconds, requests read and wall seconds over them.
+    pub cpu_seconds: f64,
+    pub requests: f64,
+    pub wall: f64,
+}
+
+impl TlsProbes {
+    fn us_per_request(&self) -> Option<f64> {
+        (self.requests > 0.0).then(|| 1e6 * self.cpu_seconds / self.requests)
+    }
+}
+
 #[derive(Default)]
 pub struct CpuRun {
     pub load: LoadResult,
@@ -152,6 +170,7 @@ pub struct Report {
     pub keepalive: Throughput,
     pub close: Throughput,
     pub deployed: Deployed,
+    pub tls: TlsProbes,
     pub stats_how: String,
     pub kcost_keepalive: BTreeMap<String, (u64, Option<f64>)>,
     pub kcost_close: BTreeMap<String, (u64, Option<f64>)>,
@@ -432,6 +451,17 @@ impl Report {
             self.cpu.cpu_percent,
             self.cpu.load.rate()
         );
+        if !self.tls.keepalive.pairs.is_empty() {
+            let _ = writeln!(
+                o,
+                "| `--tls-probes`: HTTPS keep-alive req/s, probes on ÷ off | (report) | {:.3} (median pair {:.3}); daemon {} per request read | | | |",
+                self.tls.keepalive.ratio(),
+                self.tls.keepalive.median_pair_ratio(),
+                self.tls
+                    .us_per_request()
+                    .map_or("—".to_owned(), |us| format!("{us:.2} µs")),
+            );
+        }
         let _ = writeln!(o);
     }
 
@@ -471,6 +501,10 @@ impl Report {
         );
         let deployed = "Baseline: no gatewatch running. With: gatewatch attached at the cgroup v2 root as the DaemonSet does (so nginx's own sockets pass its programs too), `--provider` naming nginx so every connection is named, classified and counted; started before and stopped after each run";
         let bench_only = "Baseline: wrk in a cgroup no program is attached to; with: wrk in the cgroup gatewatch is attached to (the client side only)";
+        let https = format!(
+            "`wrk -t{WRK_THREADS} -c{WRK_CONNS} -d{wrk_seconds}s` against nginx's HTTPS listener on 127.0.0.1 (keep-alive; wrk is OpenSSL, so every `SSL_write`/`SSL_read` is probed)"
+        );
+        let tls = "Baseline: gatewatch on the bench cgroup with `--tls-probes=false`. With: the same with the probes on and `--provider` naming nginx, so every request's plaintext is copied, parsed and counted";
         let deny = "Baseline: no gatewatch running. With: gatewatch attached at the cgroup v2 root with `--enforce deny` and no rule naming nginx, so every connection is non-AI traffic that passes the kernel's first-bytes check (its first segment is not a ClientHello naming a model endpoint); started before and stopped after each run";
         let d = &self.deployed;
         for (title, t, unit, what, setup) in [
@@ -501,6 +535,13 @@ impl Report {
                 "conn/s",
                 &close,
                 deny,
+            ),
+            (
+                "--tls-probes: HTTPS requests over established connections",
+                &self.tls.keepalive,
+                "req/s",
+                &https,
+                tls,
             ),
             (
                 "Bench-only cgroup: throughput over established connections",
@@ -570,6 +611,7 @@ impl Report {
                 d.connections / d.wall.max(1e-9),
             );
         }
+        self.tls_section(o);
         let _ = writeln!(o, "### Where the daemon's time goes\n");
         if let Some(e) = &d.profile_error {
             let _ = writeln!(o, "Not profiled: {e}\n");
@@ -585,6 +627,40 @@ impl Report {
             let _ = writeln!(o, "| {share:.1}% | {dso} | `{sym}` |");
         }
         let _ = writeln!(o);
+    }
+
+    /// `--tls-probes`: per probe, BPF time per call; the daemon's CPU per
+    /// request read.
+    fn tls_section(&self, o: &mut String) {
+        let t = &self.tls;
+        if t.keepalive.pairs.is_empty() {
+            return;
+        }
+        let _ = writeln!(o, "### What reading inside TLS costs\n");
+        let _ = writeln!(
+            o,
+            "BPF run-time statistics of the `--tls-probes` programs over the \"with\" runs above ({}). A uprobe also costs a trap into the kernel and back on every call, which these means do not include: the throughput ratio above shows it.\n",
+            self.stats_how
+        );
+        let _ = writeln!(o, "| Program | Calls | ns/call |\n|---|---|---|");
+        for (name, (calls, mean)) in &t.probe_cost {
+            let _ = writeln!(o, "| {name} | {calls} | {} |", ns(*mean));
+        }
+        if let Some(us) = t.us_per_request() {
+            let _ = writeln!(
+                o,
+                "\nDaemon CPU over those runs: {:.2} CPU-seconds for {:.0} requests read in {:.1} s ({:.0} req/s): **{us:.2} µs per request** (copy, HTTP framing, operation, metrics).\n",
+                t.cpu_seconds,
+                t.requests,
+                t.wall,
+                t.requests / t.wall.max(1e-9),
+            );
+        } else {
+            let _ = writeln!(
+                o,
+                "\nNo request was read: the probes did not see wrk's OpenSSL.\n"
+            );
+        }
     }
 
     fn kernel_section(&self, o: &mut String) {
@@ -609,6 +685,11 @@ impl Report {
             // UDP sends to QUIC ports; the TCP load does not run them.
             ("sendmsg4", ("cgroup/sendmsg4", "—")),
             ("sendmsg6", ("cgroup/sendmsg6", "—")),
+            // --tls-probes: every connect() syscall, before connect4.
+            (
+                "sys_enter_conne",
+                ("tracepoint/syscalls/sys_enter_connect", "—"),
+            ),
         ]
         .into_iter()
         .collect();
