@@ -5,6 +5,8 @@
 // the error.
 //
 //	genai_client BASE_URL nonai=URL|pause|chat|stream|embeddings [...]
+//
+// With H2=1 in the environment it speaks HTTP/2 where the server does.
 package main
 
 import (
@@ -116,8 +118,13 @@ func main() {
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(pem)
 	client := &http.Client{
-		Timeout:   30 * time.Second,
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}},
+		Timeout: 30 * time.Second,
+		Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{RootCAs: roots},
+			// H2=1: HTTP/2 when the server offers it, as Go's default
+			// transport does (a custom TLS config turns that off).
+			ForceAttemptHTTP2: os.Getenv("H2") == "1",
+		},
 	}
 	base, calls := os.Args[1], os.Args[2:]
 	for _, what := range calls {

@@ -23,25 +23,31 @@ enum Sdk {
     Go,
 }
 
-/// The Go client, built once per test run with Debian's Go.
+/// A Go program from tests/scripts, built with Debian's Go into a
+/// directory of its own.
+fn go_build(script: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(tests::unique("go"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let bin = dir.join(script.trim_end_matches(".go"));
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts")
+        .join(script);
+    tests::run_ok(
+        std::process::Command::new("go")
+            .arg("build")
+            .arg("-o")
+            .arg(&bin)
+            .arg(src)
+            .current_dir(&dir)
+            .env("GO111MODULE", "off"),
+    );
+    bin
+}
+
+/// The Go client, built once per test run.
 fn go_client() -> &'static std::path::Path {
     static BIN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    BIN.get_or_init(|| {
-        let dir = std::env::temp_dir().join(tests::unique("goclient"));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let bin = dir.join("genai_client");
-        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/genai_client.go");
-        tests::run_ok(
-            std::process::Command::new("go")
-                .arg("build")
-                .arg("-o")
-                .arg(&bin)
-                .arg(src)
-                .current_dir(&dir)
-                .env("GO111MODULE", "off"),
-        );
-        bin
-    })
+    BIN.get_or_init(|| go_build("genai_client.go"))
 }
 
 impl Sdk {
@@ -293,5 +299,95 @@ fn on_a_foundry_host_agent_service_calls_and_model_calls_get_their_own_routes() 
         body.contains(r#""path":"/api/projects/{id}/threads/{id}/runs""#)
             && body.contains(r#""path":"/openai/deployments/{id}/chat/completions""#),
         "paths are kept without ids or query: {body}"
+    );
+}
+
+#[test]
+fn a_go_client_over_http2_gives_exact_requests_models_and_tokens() {
+    if !privileged() {
+        return;
+    }
+    let lab = NamingLab::start(&[]);
+    // Go's own server: HTTP/2 over TLS, in the lab's namespace (not in
+    // the watched cgroup), beside the HTTP/1.1 peer on 443.
+    let server = go_build("h2_server.go");
+    let certs = lab::certs();
+    let mut child = lab
+        .ns
+        .command(None, &server.to_string_lossy())
+        .arg("[::]:8443")
+        .arg(&certs.cert)
+        .arg(&certs.key)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start h2_server");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("h2_server readiness");
+    let _server = lab::ChildGuard(child);
+    assert_eq!(line.trim(), "ready");
+    let warm_up = format!("nonai=https://{}/", lab::NON_AI.0);
+    let out = lab
+        .client(&go_client().to_string_lossy())
+        .arg("https://api.openai.com:8443/v1")
+        .args([
+            warm_up.as_str(),
+            "pause",
+            "chat",
+            "stream",
+            "embeddings",
+            "chat",
+        ])
+        .env("CERT", &certs.cert)
+        .env("H2", "1")
+        .output()
+        .expect("run the Go client");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines().count() == 6 && text.lines().all(|l| l.ends_with(" ok")),
+        "the calls: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let direct = [("route", "direct"), ("process", "genai_client")];
+    let m = lab
+        .gw
+        .wait_for("four requests", |m| m.sum(REQUESTS, &direct) >= 4.0);
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut l = direct.to_vec();
+        l.extend_from_slice(extra);
+        l
+    };
+    let chat = with(&[
+        ("operation", "chat"),
+        ("model", "gpt-4o"),
+        ("status_class", "2xx"),
+    ]);
+    let stream = with(&[("operation", "chat"), ("model", "gpt-4o-mini")]);
+    let embeddings = with(&[
+        ("operation", "embeddings"),
+        ("model", "text-embedding-3-small"),
+    ]);
+    let typed = |labels: &[(&'static str, &'static str)], t: &'static str| {
+        let mut l = labels.to_vec();
+        l.push(("type", t));
+        m.sum(TOKENS, &l)
+    };
+    assert_eq!(
+        [
+            m.sum(REQUESTS, &chat),
+            typed(&chat, "input"),
+            typed(&chat, "output"),
+            m.sum(REQUESTS, &stream),
+            typed(&stream, "input"),
+            typed(&stream, "output"),
+            m.sum(REQUESTS, &embeddings),
+            typed(&embeddings, "input"),
+        ],
+        [2.0, 22.0, 14.0, 1.0, 21.0, 3.0, 1.0, 8.0],
+        "{}",
+        m.text
     );
 }

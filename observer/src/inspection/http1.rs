@@ -34,7 +34,7 @@ pub enum Encoding {
 }
 
 impl Encoding {
-    fn of(value: Option<&[u8]>) -> Encoding {
+    pub fn of(value: Option<&[u8]>) -> Encoding {
         let Some(v) = value else {
             return Encoding::Identity;
         };
