@@ -391,3 +391,127 @@ fn a_go_client_over_http2_gives_exact_requests_models_and_tokens() {
         m.text
     );
 }
+
+#[test]
+fn the_genai_metrics_reach_an_otlp_receiver_as_otel_names() {
+    if !privileged() {
+        return;
+    }
+    let port = tests::free_port();
+    let receiver =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/otlp_receiver.py");
+    let mut child = std::process::Command::new("python3")
+        .arg(receiver)
+        .arg(port.to_string())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start otlp_receiver.py");
+    let stdout = child.stdout.take().expect("receiver stdout");
+    let _receiver = lab::ChildGuard(child);
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    assert_eq!(
+        rx.recv_timeout(std::time::Duration::from_secs(10))
+            .as_deref(),
+        Ok("ready"),
+        "the receiver did not start"
+    );
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let lab = NamingLab::start(&["--otlp-endpoint", &endpoint, "--otlp-interval-secs", "1"]);
+    sdk(&lab, Sdk::Python, OPENAI_DIRECT, &["chat", "embeddings"]);
+    // Cumulative points arrive on every export; wait for the ones that
+    // carry both calls.
+    let wanted =
+        |p: &serde_json::Value, metric: &str, op: &str, model: &str, kind: Option<&str>| {
+            let a = &p["attributes"];
+            p["metric"] == metric
+                && a["gen_ai.operation.name"] == op
+                && a["gen_ai.request.model"] == model
+                && a["gen_ai.provider.name"] == "openai"
+                && a["server.address"] == "api.openai.com"
+                && a["process.executable.name"] == "python3"
+                && kind.is_none_or(|k| a["gen_ai.token.type"] == k)
+                && p["temporality"] == 2
+        };
+    let deadline = std::time::Instant::now() + tests::WAIT;
+    let mut seen: Vec<serde_json::Value> = Vec::new();
+    let found = |seen: &[serde_json::Value], metric, op, model, kind, count: u64, sum: f64| {
+        seen.iter().any(|p| {
+            wanted(p, metric, op, model, kind)
+                && p["count"] == count
+                && p["sum"].as_f64() == Some(sum)
+        })
+    };
+    let all = |seen: &[serde_json::Value]| {
+        found(
+            seen,
+            "gen_ai.client.token.usage",
+            "chat",
+            "gpt-4o",
+            Some("input"),
+            1,
+            11.0,
+        ) && found(
+            seen,
+            "gen_ai.client.token.usage",
+            "chat",
+            "gpt-4o",
+            Some("output"),
+            1,
+            7.0,
+        ) && found(
+            seen,
+            "gen_ai.client.token.usage",
+            "embeddings",
+            "text-embedding-3-small",
+            Some("input"),
+            1,
+            8.0,
+        ) && seen.iter().any(|p| {
+            wanted(
+                p,
+                "gen_ai.client.operation.duration",
+                "chat",
+                "gpt-4o",
+                None,
+            ) && p["unit"] == "s"
+                && p["count"] == 1
+        })
+    };
+    while !all(&seen) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => seen.push(serde_json::from_str(&line).expect("receiver JSON line")),
+            Err(_) => panic!(
+                "the receiver did not get the GenAI points; it got:\n{}\ngatewatch log:\n{}\n{}",
+                seen.iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                lab.gw.log(),
+                lab.gw
+                    .metrics()
+                    .text
+                    .lines()
+                    .filter(
+                        |l| l.starts_with("gatewatch_otlp") || l.starts_with("gatewatch_requests")
+                    )
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ),
+        }
+    }
+    let m = lab.gw.metrics();
+    assert!(
+        m.sum("gatewatch_otlp_exports_total", &[("outcome", "ok")]) >= 1.0
+            && m.sum("gatewatch_otlp_exports_total", &[("outcome", "error")]) == 0.0,
+        "{}",
+        m.text
+    );
+}

@@ -47,6 +47,11 @@ pub const PYTHON_PACKAGES: &[(Present, &str)] = &[
         Present::Module("azure.ai.agents"),
         "azure-ai-agents>=1.0,<2",
     ),
+    // decodes gatewatch's OTLP export in the --otlp-endpoint test's receiver
+    (
+        Present::Module("opentelemetry.proto"),
+        "opentelemetry-proto>=1.20,<2",
+    ),
     // offline schema checks of deploy/
     (
         Present::Module("kubernetes_validate"),

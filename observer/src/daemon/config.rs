@@ -33,6 +33,8 @@ pub struct Config {
     pub catalog_gateways: bool,
     /// `--tls-probes`: requests, models and tokens from TLS plaintext.
     pub tls_probes: bool,
+    /// `--otlp-endpoint` and how often to export to it.
+    pub otlp: Option<(String, Duration)>,
     pub ring_bytes: u32,
     /// UDP ports followed as QUIC, distinct, at most `QUIC_PORTS_MAX`.
     pub quic_ports: Vec<u16>,
@@ -161,6 +163,7 @@ impl Config {
             record_other_endpoints: or_default(s.record_other_endpoints),
             catalog_gateways: or_default(s.catalog_gateways),
             tls_probes: s.tls_probes.unwrap_or(true),
+            otlp: otlp(s.otlp_endpoint.as_deref(), s.otlp_interval_secs)?,
             ring_bytes,
             quic_ports: quic_ports(&s.quic_ports)?,
             label_cap: at_least_one("label_cap", s.label_cap)?,
@@ -260,6 +263,35 @@ fn limits(s: &Settings) -> Result<(Duration, u32), ConfigError> {
 
 /// The QUIC ports, deduplicated, each a real port, few enough for the
 /// kernel's table.
+/// `otlp_endpoint` (an http or https URL) and its interval.
+fn otlp(
+    endpoint: Option<&str>,
+    secs: Option<u64>,
+) -> Result<Option<(String, Duration)>, ConfigError> {
+    let Some(endpoint) = endpoint.filter(|e| !e.is_empty()) else {
+        return Ok(None);
+    };
+    match url::Url::parse(endpoint) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+        _ => {
+            return Err(field_error(
+                "otlp_endpoint",
+                format!(
+                    "{endpoint:?} is not an http:// or https:// URL (e.g. http://otel-collector:4318)"
+                ),
+            ));
+        }
+    }
+    let secs = secs.unwrap_or(crate::daemon::settings::DEFAULT_OTLP_INTERVAL_SECS);
+    if secs == 0 {
+        return Err(field_error(
+            "otlp_interval_secs",
+            "0 is too short: at least 1 second",
+        ));
+    }
+    Ok(Some((endpoint.to_owned(), Duration::from_secs(secs))))
+}
+
 fn quic_ports(given: &[u16]) -> Result<Vec<u16>, ConfigError> {
     let mut ports: Vec<u16> = Vec::new();
     for &port in given {
@@ -551,6 +583,32 @@ patterns = ["127.0.0.2:443", "[::1]:443"]
         )
         .expect_err("provider flag needs a name");
         assert!(err.to_string().contains("NAME=PATTERN"), "{err}");
+    }
+
+    #[test]
+    fn otlp_endpoint_must_be_an_http_url_and_its_interval_positive() {
+        let c = build(
+            "otlp_endpoint = \"http://collector:4318\"\n",
+            Settings::default(),
+        )
+        .expect("valid");
+        assert_eq!(
+            c.otlp,
+            Some(("http://collector:4318".to_owned(), Duration::from_secs(30)))
+        );
+        for bad in [
+            "otlp_endpoint = \"collector:4318\"\n",
+            "otlp_endpoint = \"ftp://c\"\n",
+        ] {
+            let err = build(bad, Settings::default()).expect_err(bad);
+            assert!(err.to_string().starts_with("otlp_endpoint"), "{err}");
+        }
+        let err = build(
+            "otlp_endpoint = \"http://c\"\notlp_interval_secs = 0\n",
+            Settings::default(),
+        )
+        .expect_err("zero");
+        assert!(err.to_string().starts_with("otlp_interval_secs"), "{err}");
     }
 
     #[test]

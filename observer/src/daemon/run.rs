@@ -23,7 +23,7 @@ use crate::{
     flows::{
         DEFAULT_MAX_LIVE, FlowSettings, FlowSink as _, FlowTable, Identify, Note, WorkloadInfo,
     },
-    outputs::{AppState, FlowLog, Metrics, Outputs, api},
+    outputs::{AppState, FlowLog, Metrics, Outputs, api, otlp},
     workload::{KubePods, PodWatcher, WorkloadConfig, Workloads, read_comm},
 };
 
@@ -55,7 +55,13 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     // Before attaching too: a bad CA file or credential setting fails early.
     let agent_audit = agent_audit::spawn(&cfg, state.clone(), stop_rx.clone())?;
-    let mut pipeline = Pipeline::attach(&cfg, kube.as_ref(), Outputs::new(metrics, log))?;
+    let mut outputs = Outputs::new(metrics.clone(), log);
+    let otlp = cfg.otlp.as_ref().map(|(endpoint, interval)| {
+        let genai = otlp::SharedGenAi::default();
+        outputs.set_genai(genai.clone());
+        otlp::spawn(endpoint, *interval, genai, metrics.clone(), stop_rx.clone())
+    });
+    let mut pipeline = Pipeline::attach(&cfg, kube.as_ref(), outputs)?;
 
     let server = {
         let mut stop = stop_rx.clone();
@@ -73,6 +79,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     // their own timeouts.
     if let Some(task) = agent_audit {
         task.abort();
+    }
+    // The last export, with what the drain added; bounded by its timeout.
+    if let Some(task) = otlp {
+        let _ = task.await;
     }
     server
         .await

@@ -14,6 +14,8 @@ use serde_json::Value;
 
 use crate::{agents::credential::Mode, classification::Kind, enforcement::Mode as EnforceMode};
 
+/// Default of `otlp_interval_secs`.
+pub const DEFAULT_OTLP_INTERVAL_SECS: u64 = 30;
 /// Default of `agent_audit_interval_secs`.
 pub const DEFAULT_AGENT_AUDIT_SECS: u64 = crate::agents::audit::DEFAULT_INTERVAL.as_secs();
 /// Default of `metrics_addr`.
@@ -81,6 +83,12 @@ pub struct Settings {
     /// Count catalogue gateways (e.g. *.azure-api.net, gateway.ai.cloudflare.com) as route=gateway [default: false].
     #[arg(long, env = "GATEWATCH_CATALOG_GATEWAYS", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub catalog_gateways: Option<bool>,
+    /// Export the GenAI metrics read inside TLS (gen_ai.client.token.usage, gen_ai.client.operation.duration) over OTLP/HTTP protobuf to this collector URL (e.g. http://otel-collector:4318) [default: off].
+    #[arg(long, env = "GATEWATCH_OTLP_ENDPOINT", value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+    /// Seconds between OTLP exports, at least 1 [default: 30].
+    #[arg(long, env = "GATEWATCH_OTLP_INTERVAL_SECS", value_name = "SECS")]
+    pub otlp_interval_secs: Option<u64>,
     /// Read requests, models and tokens inside AI connections from TLS libraries' plaintext (uprobes on OpenSSL's SSL_read/SSL_write); --tls-probes=false turns it off [default: true].
     #[arg(long, env = "GATEWATCH_TLS_PROBES", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub tls_probes: Option<bool>,
@@ -227,6 +235,7 @@ impl Settings {
             record_other_endpoints: Some(false),
             catalog_gateways: Some(false),
             tls_probes: Some(true),
+            otlp_interval_secs: Some(DEFAULT_OTLP_INTERVAL_SECS),
             ring_bytes: Some(observer_common::RING_BUF_BYTES),
             quic_ports: vec![observer_common::QUIC_PORT_DEFAULT],
             label_cap: Some(crate::flows::DEFAULT_LABEL_CAP),

@@ -59,7 +59,7 @@ enum Proto {
         early: Vec<u8>,
         lost: bool,
     },
-    H1(H1),
+    H1(Box<H1>),
     H2(Box<H2>),
 }
 
@@ -135,7 +135,7 @@ impl Exchange {
             self.proto = if h2 {
                 Proto::H2(Box::default())
             } else {
-                Proto::H1(H1::new())
+                Proto::H1(Box::default())
             };
             if !early.is_empty() || lost {
                 self.push(Side::Server, &early, u64::from(lost), ts_ns);

@@ -80,6 +80,8 @@ pub struct Metrics {
     pub requests: IntCounterVec,
     /// `--tls-probes`: tokens the responses reported, by type.
     pub tokens: IntCounterVec,
+    /// `--otlp-endpoint`: exports by outcome.
+    pub otlp_exports: IntCounterVec,
     /// The `--enforce` mode, for the series that start at 0.
     pub enforce: Mode,
 }
@@ -245,6 +247,12 @@ impl Metrics {
                 "Tokens the responses of those requests reported (usage), by type (input, output).",
                 &[REQUEST_LABELS.as_slice(), &["type"]].concat(),
             ),
+            otlp_exports: counter(
+                &r,
+                "gatewatch_otlp_exports_total",
+                "OTLP exports of the GenAI metrics (--otlp-endpoint), by outcome (ok, error).",
+                &["outcome"],
+            ),
             enforce,
             registry: r,
             connections,
@@ -261,13 +269,14 @@ impl Metrics {
     /// Counters whose label values are all known up front exist from the
     /// start at 0, so `increase()` sees their first event.
     fn start_known_series_at_zero(&self) {
-        let series: [(&IntCounterVec, &[&str]); 7] = [
+        let series: [(&IntCounterVec, &[&str]); 8] = [
             (&self.enforce_errors, &ENFORCE_OPS),
             (&self.events, &Event::KINDS),
             (&self.dropped, &DROP_SOURCES),
             (&self.parse_errors, &PARSE_KINDS),
             (&self.label_overflow, &CAPPED_LABELS),
             (&self.label_overflow, &["model"]),
+            (&self.otlp_exports, &super::otlp::EXPORT_OUTCOMES),
             (&self.flow_evictions, &["live"]),
         ];
         for (counter, values) in series {

@@ -9,7 +9,8 @@ use std::sync::Arc;
 pub mod api;
 pub mod flow_log;
 pub mod metrics;
-mod requests;
+pub mod otlp;
+pub mod requests;
 mod series;
 
 pub use api::AppState;
@@ -28,6 +29,8 @@ pub struct Outputs {
     pub log: Arc<FlowLog>,
     series: SeriesCache,
     requests: RequestSeries,
+    /// `--otlp-endpoint`: the GenAI metrics the exporter sends.
+    genai: Option<otlp::SharedGenAi>,
     /// `gatewatch_events_total` by kind: counted on every ring record.
     events: Vec<(&'static str, prometheus::IntCounter)>,
 }
@@ -39,8 +42,14 @@ impl Outputs {
             log,
             series: SeriesCache::default(),
             requests: RequestSeries::default(),
+            genai: None,
             events: Vec::new(),
         }
+    }
+
+    /// Also records the GenAI metrics `--otlp-endpoint` exports.
+    pub fn set_genai(&mut self, genai: otlp::SharedGenAi) {
+        self.genai = Some(genai);
     }
 
     /// Label sets whose metric handles are kept (for tests and bounds).
@@ -111,12 +120,23 @@ impl FlowSink for Outputs {
         }
         self.log
             .request(cookie, FlowRequest::of(request, labels.route));
+        if let Some(genai) = &self.genai
+            && let Ok(mut g) = genai.lock()
+        {
+            let unix_ns = crate::flows::record::unix_ms().saturating_mul(1_000_000);
+            g.record(labels, request, now, unix_ns);
+        }
     }
 
     fn sweep(&mut self, idle_for: std::time::Duration) {
         self.log.expire_rows(idle_for);
-        self.requests
-            .expire(&self.metrics, idle_for, std::time::Instant::now());
+        let now = std::time::Instant::now();
+        self.requests.expire(&self.metrics, idle_for, now);
+        if let Some(genai) = &self.genai
+            && let Ok(mut g) = genai.lock()
+        {
+            g.expire(idle_for, now);
+        }
     }
 
     fn note(&mut self, note: Note) {
