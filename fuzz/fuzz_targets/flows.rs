@@ -99,6 +99,16 @@ fn table(
     ))
 }
 
+/// What an OpenAI-shaped client writes and reads inside TLS.
+const PLAINTEXT_OUT: [&[u8]; 2] = [
+    b"POST /v1/chat/completions HTTP/1.1\r\nHost: api.openai.com\r\nContent-Length: 27\r\n\r\n{\"model\":\"gpt-4o\",\"n\":1}",
+    b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0",
+];
+const PLAINTEXT_IN: [&[u8]; 2] = [
+    b"HTTP/1.1 200 OK\r\nContent-Length: 45\r\n\r\n{\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2}}",
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n5\r\ndata:\r\n0\r\n\r\n",
+];
+
 fn bytes(u: &mut Unstructured<'_>, real: &[&[u8]]) -> Result<Vec<u8>> {
     if u.ratio(3, 4)? {
         // A real capture, cut anywhere.
@@ -130,7 +140,7 @@ fn chunk(u: &mut Unstructured<'_>, cookie: u64, real: &[&[u8]]) -> Result<Chunk>
 
 fn event(u: &mut Unstructured<'_>) -> Result<Event> {
     let cookie = u.int_in_range(1..=6)?;
-    Ok(match u.int_in_range(0..=7)? {
+    Ok(match u.int_in_range(0..=9)? {
         0 => {
             let dst = if u.ratio(3, 4)? {
                 u.choose(&DESTINATIONS)?.parse().expect("valid address")
@@ -163,6 +173,9 @@ fn event(u: &mut Unstructured<'_>) -> Result<Event> {
             cookie,
             change: StateChange::Established,
         }),
+        // TLS plaintext (--tls-probes): an HTTP/1.1 exchange, or bytes.
+        8 => Event::TlsOut(chunk(u, cookie, &PLAINTEXT_OUT)?),
+        9 => Event::TlsIn(chunk(u, cookie, &PLAINTEXT_IN)?),
         6 => Event::Enforce(EnforceEvent {
             ts_ns: u.arbitrary()?,
             cookie,
