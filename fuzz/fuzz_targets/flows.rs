@@ -88,6 +88,7 @@ fn table(
         max_live: MAX_LIVE,
         series_ttl: Duration::from_secs(300),
         enforce: mode,
+        tls_call_copy_max: observer::inspection::connection::CALL_COPY_MAX,
     };
     let classifier = Classifier::new(Vec::new(), Catalog::builtin().clone(), Vec::new(), false);
     let identify: Identify = Box::new(|_, _, _| WorkloadInfo::default());

@@ -47,6 +47,9 @@ pub const EVENT_TLS_IN: u32 = 9;
 /// Plaintext copied per TLS library call, in `PAYLOAD_CAPTURE_MAX` chunks;
 /// the rest of a longer call is reported as skipped.
 pub const TLS_CHUNKS_MAX: u32 = 32;
+/// The same on kernels whose verifier gives up on that long a copy (6.1
+/// does): the `_lite` programs copy this many chunks per call.
+pub const TLS_CHUNKS_LITE: u32 = 4;
 /// Threads in a `connect()` or a TLS library call at once (`CONNECT_FDS`,
 /// `SSL_CALLS`, LRU).
 pub const TLS_THREADS_MAX: u32 = 16384;

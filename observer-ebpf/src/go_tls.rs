@@ -13,7 +13,7 @@ use aya_ebpf::{
 };
 use observer_common::{
     EVENT_TLS_IN, EVENT_TLS_OUT, GO_IFACE_DATA_OFFSET, GO_SYSFD_OFFSET, GoRead, GoroutineKey,
-    TLS_THREADS_MAX,
+    TLS_CHUNKS_LITE, TLS_CHUNKS_MAX, TLS_THREADS_MAX,
 };
 
 use crate::{
@@ -66,12 +66,23 @@ fn tgid_unless_own() -> Option<u32> {
 
 #[uprobe]
 pub fn go_tls_write(ctx: ProbeContext) -> u32 {
+    write::<TLS_CHUNKS_MAX>(&ctx)
+}
+
+/// `go_tls_write` for kernels whose verifier gives up on the long copy.
+#[uprobe]
+pub fn go_tls_write_lite(ctx: ProbeContext) -> u32 {
+    write::<TLS_CHUNKS_LITE>(&ctx)
+}
+
+#[inline(always)]
+fn write<const CHUNKS: u32>(ctx: &ProbeContext) -> u32 {
     let Some(tgid) = tgid_unless_own() else {
         return 0;
     };
-    let r = regs(&ctx);
+    let r = regs(ctx);
     if let Some(cookie) = conn_fd(r.rax).and_then(|fd| readable_cookie(tgid, fd)) {
-        emit(
+        emit::<CHUNKS>(
             EVENT_TLS_OUT,
             cookie,
             r.rbx,
@@ -106,10 +117,21 @@ pub fn go_tls_read(ctx: ProbeContext) -> u32 {
 /// At a RET of `(*Conn).Read`: RAX holds the bytes read.
 #[uprobe]
 pub fn go_tls_read_ret(ctx: ProbeContext) -> u32 {
+    read_return::<TLS_CHUNKS_MAX>(&ctx)
+}
+
+/// `go_tls_read_ret` for kernels whose verifier gives up on the long copy.
+#[uprobe]
+pub fn go_tls_read_ret_lite(ctx: ProbeContext) -> u32 {
+    read_return::<TLS_CHUNKS_LITE>(&ctx)
+}
+
+#[inline(always)]
+fn read_return<const CHUNKS: u32>(ctx: &ProbeContext) -> u32 {
     let Some(tgid) = tgid_unless_own() else {
         return 0;
     };
-    let r = regs(&ctx);
+    let r = regs(ctx);
     let key = GoroutineKey {
         tgid,
         _pad: 0,
@@ -124,7 +146,7 @@ pub fn go_tls_read_ret(ctx: ProbeContext) -> u32 {
     if n > 0
         && let Some(cookie) = conn_fd(read.conn).and_then(|fd| readable_cookie(tgid, fd))
     {
-        emit(
+        emit::<CHUNKS>(
             EVENT_TLS_IN,
             cookie,
             read.buf,

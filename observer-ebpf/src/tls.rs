@@ -21,7 +21,8 @@ use aya_ebpf::{
 };
 use observer_common::{
     DROP_TLS, EVENT_TLS_IN, EVENT_TLS_OUT, FdKey, PAYLOAD_CAPTURE_MAX, PayloadHeader,
-    SYS_ENTER_FD_OFFSET, SslCall, SslKey, TLS_CHUNKS_MAX, TLS_SOCKETS_MAX, TLS_THREADS_MAX,
+    SYS_ENTER_FD_OFFSET, SslCall, SslKey, TLS_CHUNKS_LITE, TLS_CHUNKS_MAX, TLS_SOCKETS_MAX,
+    TLS_THREADS_MAX,
 };
 
 use crate::maps::{EVENTS, OWN_TGID, count_drop, submit_flags};
@@ -86,10 +87,9 @@ pub fn remember_fd(pid_tgid: u64, cookie: u64) {
         tgid: (pid_tgid >> 32) as u32,
         fd,
     };
+    // A reused descriptor gets its new socket's cookie here; cookies are
+    // never reused, so `TLS_SKIP` needs no cleaning for it.
     let _ = FD_COOKIES.insert(&key, &cookie, 0);
-    // A reused cookie cannot happen, but a reused descriptor can: its new
-    // socket starts unread.
-    let _ = TLS_SKIP.remove(&cookie);
 }
 
 #[uprobe]
@@ -174,7 +174,14 @@ pub fn ssl_read_ex(ctx: ProbeContext) -> u32 {
 /// The return of any of the four: the bytes written or read are known now.
 #[uretprobe]
 pub fn ssl_return(ctx: RetProbeContext) -> u32 {
-    let _ = try_return(&ctx);
+    let _ = try_return::<TLS_CHUNKS_MAX>(&ctx);
+    0
+}
+
+/// `ssl_return` for kernels whose verifier gives up on the long copy.
+#[uretprobe]
+pub fn ssl_return_lite(ctx: RetProbeContext) -> u32 {
+    let _ = try_return::<TLS_CHUNKS_LITE>(&ctx);
     0
 }
 
@@ -209,7 +216,7 @@ fn enter(ctx: &ProbeContext, kind: u32, ex: bool) {
 }
 
 #[inline(always)]
-fn try_return(ctx: &RetProbeContext) -> Result<(), i64> {
+fn try_return<const CHUNKS: u32>(ctx: &RetProbeContext) -> Result<(), i64> {
     let pid_tgid = bpf_get_current_pid_tgid();
     // SAFETY: a copy is taken before the entry is removed.
     let call = unsafe { SSL_CALLS.get(&pid_tgid) }.copied().ok_or(0)?;
@@ -231,7 +238,7 @@ fn try_return(ctx: &RetProbeContext) -> Result<(), i64> {
         .copied()
         .ok_or(0)?;
     let cookie = readable_cookie(tgid, fd).ok_or(0)?;
-    emit(
+    emit::<CHUNKS>(
         call.kind,
         cookie,
         call.buf,
@@ -259,53 +266,90 @@ struct TlsChunk {
     data: [u8; PAYLOAD_CAPTURE_MAX],
 }
 
-/// Copies up to `TLS_CHUNKS_MAX` chunks of the call's buffer.
+/// Bytes of one chunk record.
+const CHUNK: u32 = PAYLOAD_CAPTURE_MAX as u32;
+
+/// Copies up to `CHUNKS` chunks of the call's buffer: whole chunks in the
+/// loop, whose body has no branch on the data (so the verifier carries one
+/// state from one turn to the next, not one per outcome of a `min`), then
+/// the last, shorter piece once.
 #[inline(always)]
-pub fn emit(kind: u32, cookie: u64, buf: u64, total: u32) {
+pub fn emit<const CHUNKS: u32>(kind: u32, cookie: u64, buf: u64, total: u32) {
     // SAFETY: helper calls.
     let (ts_ns, cgroup_id) = unsafe { (bpf_ktime_get_ns(), bpf_get_current_cgroup_id()) };
-    for i in 0..TLS_CHUNKS_MAX {
-        let offset = i * PAYLOAD_CAPTURE_MAX as u32;
-        if offset >= total {
-            return;
+    let at = Chunk {
+        kind,
+        cookie,
+        cgroup_id,
+        ts_ns,
+        buf,
+        total,
+    };
+    let whole = total / CHUNK;
+    let mut i = 0;
+    while i < CHUNKS {
+        if i >= whole || !at.copy(i * CHUNK, CHUNK) {
+            break;
         }
+        i += 1;
+    }
+    if i == whole && i < CHUNKS {
+        let rest = total % CHUNK;
+        // SAFETY: volatile read of a local, so the mask below is kept:
+        // it gives the verifier the bound (0..N) LLVM already knows.
+        let rest = unsafe { core::ptr::read_volatile(&rest) } & (CHUNK - 1);
+        if rest > 0 {
+            at.copy(i * CHUNK, rest);
+        }
+    }
+}
+
+/// Where a call's chunks come from and what their records say.
+struct Chunk {
+    kind: u32,
+    cookie: u64,
+    cgroup_id: u64,
+    ts_ns: u64,
+    buf: u64,
+    total: u32,
+}
+
+impl Chunk {
+    /// One record of `len` bytes (at most `CHUNK`) from `offset`; false
+    /// when it could not be made (counted).
+    #[inline(always)]
+    fn copy(&self, offset: u32, len: u32) -> bool {
         let Some(mut entry) = EVENTS.reserve::<TlsChunk>(0) else {
             count_drop(DROP_TLS);
-            return;
+            return false;
         };
-        let rest = total - offset;
-        // The verifier must see 1..=N passed to the helper; laundered and
-        // masked as in `payload::emit_sized` (N is a power of two).
-        let clamped = rest.min(PAYLOAD_CAPTURE_MAX as u32);
-        // SAFETY: volatile read of a local.
-        let clamped = unsafe { core::ptr::read_volatile(&clamped) };
-        let len = (clamped.wrapping_sub(1) & (PAYLOAD_CAPTURE_MAX as u32 - 1)) + 1;
         let record = entry.as_mut_ptr();
-        // SAFETY: this program's own reservation; `len` is in 1..=N.
+        // SAFETY: this program's own reservation; `len` ≤ its data's size.
         let ret = unsafe {
             aya_ebpf::helpers::generated::bpf_probe_read_user(
                 (*record).data.as_mut_ptr().cast(),
                 len,
-                (buf + u64::from(offset)) as *const core::ffi::c_void,
+                (self.buf + u64::from(offset)) as *const core::ffi::c_void,
             )
         };
         if ret != 0 {
             entry.discard(0);
             count_drop(DROP_TLS);
-            return;
+            return false;
         }
         // SAFETY: writing the header of this program's own reservation.
         unsafe {
             (*record).header = PayloadHeader {
-                kind,
+                kind: self.kind,
                 len,
-                ts_ns,
-                cookie,
-                cgroup_id,
+                ts_ns: self.ts_ns,
+                cookie: self.cookie,
+                cgroup_id: self.cgroup_id,
                 offset,
-                total,
+                total: self.total,
             };
         }
         entry.submit(submit_flags());
+        true
     }
 }

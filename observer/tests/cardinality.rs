@@ -44,6 +44,7 @@ fn table() -> (FlowTable<Outputs>, Arc<Metrics>, Arc<FlowLog>) {
         max_live: DEFAULT_MAX_LIVE,
         series_ttl: Duration::from_secs(300),
         enforce: observer::enforcement::Mode::Off,
+        tls_call_copy_max: observer::inspection::connection::CALL_COPY_MAX,
     };
     // Every cgroup but the fixed one is its own pod, namespace and container.
     let identify: Identify = Box::new(|cgroup_id, _, _| {

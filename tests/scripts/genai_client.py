@@ -2,7 +2,7 @@
 the calls named on the command line against BASE_URL, trusting the lab's CA
 in $CERT. Prints one line per call: the operation and "ok" or the error.
 
-  genai_client.py BASE_URL chat|stream|embeddings [...]
+  genai_client.py BASE_URL chat|bigchat|stream|embeddings [...]
 """
 import os
 import sys
@@ -37,6 +37,14 @@ def main() -> None:
                     if chunk.choices:
                         text += chunk.choices[0].delta.content or ""
                 ok = text == "hi"
+            elif call == "bigchat":
+                # A 12 KiB prompt before the model: the body spans many
+                # of the kernel's 2 KiB chunks.
+                r = client.chat.completions.create(
+                    model="gpt-4o-long",
+                    messages=[{"role": "user", "content": "x" * 12288}],
+                )
+                ok = r.choices[0].message.content == "hi"
             elif call == "embeddings":
                 r = client.embeddings.create(model="text-embedding-3-small", input="hi")
                 ok = len(r.data) == 1

@@ -183,6 +183,17 @@ fn exact_requests_models_and_tokens(runtime: Sdk) {
         !body.contains("\"content\"") && !body.contains("\"hi\""),
         "nothing of the content is kept: {body}"
     );
+    if matches!(runtime, Sdk::Python) {
+        // The model after a 12 KiB prompt: one write the kernel copies in
+        // several chunks.
+        sdk(&lab, runtime, OPENAI_DIRECT, &["bigchat"]);
+        lab.gw.wait_for("the long request", |m| {
+            m.sum(
+                REQUESTS,
+                &[("model", "gpt-4o-long"), ("status_class", "2xx")],
+            ) == 1.0
+        });
+    }
 }
 
 #[test]

@@ -38,8 +38,8 @@ fail() {
     verdict FAIL "$1"
 }
 
-# The guest's own deadline, below the host's boot timeout (TCG: 360 s).
-(sleep 330; fail "guest deadline: checks did not finish in 330s") &
+# The guest's own deadline, below the host's boot timeout (TCG: 540 s).
+(sleep 480; fail "guest deadline: checks did not finish in 480s") &
 
 [ -r /sys/kernel/btf/vmlinux ] || fail "no /sys/kernel/btf/vmlinux (kernel built without CONFIG_DEBUG_INFO_BTF)"
 
@@ -60,7 +60,10 @@ start_gatewatch() {
     until grep -qs "ready: metrics on" "$LOG"; do
         kill -0 "$GW" 2>/dev/null || { wait "$GW"; fail "gatewatch $* exited with status $? before it was ready"; }
         i=$((i + 1))
-        [ "$i" -gt 300 ] && fail "gatewatch $* not ready after 30s"
+        # 6.1's verifier spends its whole budget on --tls-probes' long copy
+        # before gatewatch falls back to the short one: about a minute
+        # under emulation, a second or two on hardware.
+        [ "$i" -gt 1500 ] && fail "gatewatch $* not ready after 150s"
         sleep 0.1
     done
 }

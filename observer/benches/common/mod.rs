@@ -30,6 +30,7 @@ pub fn table() -> (FlowTable<Outputs>, Arc<Metrics>) {
         max_live: DEFAULT_MAX_LIVE,
         series_ttl: Duration::from_secs(300),
         enforce: observer::enforcement::Mode::Off,
+        tls_call_copy_max: observer::inspection::connection::CALL_COPY_MAX,
     };
     let identify: Identify = Box::new(|_, _, _| WorkloadInfo {
         exe: "/usr/bin/python3".into(),

@@ -38,10 +38,12 @@ pub fn go_tls(path: &Path) -> Result<Option<GoTls>, GoBinaryError> {
     let file = std::fs::File::open(path)
         .map_err(|e| GoBinaryError::Read(path.display().to_string(), e))?;
     let cache = ReadCache::new(file);
-    let elf = object::File::parse(&cache)?;
-    if elf.section_by_name(".go.buildinfo").is_none() {
+    // Most executables are not Go: tell from the section headers alone,
+    // before the symbol tables (megabytes in a large binary) are read.
+    if !is_go(&cache)? {
         return Ok(None);
     }
+    let elf = object::File::parse(&cache)?;
     if elf.architecture() != object::Architecture::X86_64 {
         return Err(GoBinaryError::Arch(path.display().to_string()));
     }
@@ -68,6 +70,20 @@ pub fn go_tls(path: &Path) -> Result<Option<GoTls>, GoBinaryError> {
         return Err(GoBinaryError::NoReturn);
     }
     Ok(Some(GoTls { read_returns }))
+}
+
+/// Whether an ELF file has Go's build-info section, from its section
+/// headers only.
+fn is_go<'data, R: object::ReadRef<'data>>(data: R) -> Result<bool, object::Error> {
+    use object::read::elf::FileHeader as _;
+    let Ok(header) = object::elf::FileHeader64::<object::Endianness>::parse(data) else {
+        return Ok(false);
+    };
+    let endian = header.endian()?;
+    let sections = header.sections(endian, data)?;
+    Ok(sections
+        .iter()
+        .any(|s| sections.section_name(endian, s) == Ok(&b".go.buildinfo"[..])))
 }
 
 /// Offsets (from `address`, where `code` starts) of the RET instructions

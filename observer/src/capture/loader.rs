@@ -19,7 +19,7 @@ use observer_common::{
 };
 
 use super::enforce_maps::{DenyAddrsMap, KernelTables, PolicyMap};
-use super::tls_libs::{GO_TLS_PROBES, TLS_ENTRY_PROBES, TLS_RETURN_PROBE, TlsLibraries};
+use super::tls_libs::{GO_TLS_READ_PROBE, TLS_ENTRY_PROBES, TlsLibraries, TlsPrograms};
 use super::{
     cgroup::{find_cgroup2_root, is_cgroup2},
     own_tgid::own_host_tgid,
@@ -162,10 +162,12 @@ impl Probes {
         // Reading inside TLS is an extra: a kernel or host where it cannot
         // load (no tracefs, no uprobes) still observes every connection.
         let tls = match opts.tls_probes.then(|| load_tls(&mut ebpf)) {
-            Some(Ok(())) => {
-                let mut libs = TlsLibraries::default();
+            Some(Ok(programs)) => {
+                let started = std::time::Instant::now();
+                let mut libs = TlsLibraries::new(programs);
                 libs.scan_host(&mut ebpf, &opts.proc_root);
                 libs.scan_processes(&mut ebpf, &opts.proc_root, &[]);
+                log::debug!("--tls-probes: libraries found in {:?}", started.elapsed());
                 log::info!("--tls-probes: {} TLS library files probed", libs.len());
                 Some(libs)
             }
@@ -187,6 +189,12 @@ impl Probes {
         if let Some(libs) = &mut self.tls {
             libs.scan_processes(&mut self.ebpf, proc_root, again);
         }
+    }
+
+    /// `--tls-probes`: bytes of one TLS library call the kernel copies at
+    /// most (none when the probes are off).
+    pub fn tls_call_copy_max(&self) -> Option<u64> {
+        self.tls.as_ref().map(TlsLibraries::call_copy_max)
     }
 
     /// `--tls-probes`: probes the TLS libraries of processes that just
@@ -367,18 +375,30 @@ const TLS_SEND_SYSCALLS: [&str; 4] = [
 ];
 
 /// `--tls-probes`: loads the uprobe programs (attached per library file
-/// later) and attaches the `connect()` tracepoint that joins descriptors
-/// to sockets.
-fn load_tls(ebpf: &mut Ebpf) -> Result<(), LoadError> {
+/// later), in the variant this kernel's verifier accepts, and attaches the
+/// tracepoints that join descriptors and sessions to sockets.
+fn load_tls(ebpf: &mut Ebpf) -> Result<TlsPrograms, LoadError> {
     let mut names: Vec<&str> = TLS_ENTRY_PROBES.iter().map(|(name, _)| *name).collect();
     names.dedup();
-    names.extend(GO_TLS_PROBES);
+    names.push(GO_TLS_READ_PROBE);
     for name in names {
         let prog: &mut UProbe = program(ebpf, name)?;
         prog.load().map_err(|e| load_error(name, e))?;
     }
-    let prog: &mut UProbe = program(ebpf, TLS_RETURN_PROBE)?;
-    prog.load().map_err(|e| load_error(TLS_RETURN_PROBE, e))?;
+    let programs = match load_copiers(ebpf, TlsPrograms::FULL) {
+        Ok(()) => TlsPrograms::FULL,
+        Err(LoadError::Verifier { program, .. }) => {
+            log::info!(
+                "--tls-probes: this kernel's verifier gives up on {program}'s {} KiB copy; \
+                 copying {} KiB of each TLS call instead",
+                TlsPrograms::FULL.call_copy_max() / 1024,
+                TlsPrograms::LITE.call_copy_max() / 1024
+            );
+            load_copiers(ebpf, TlsPrograms::LITE)?;
+            TlsPrograms::LITE
+        }
+        Err(e) => return Err(e),
+    };
     let prog: &mut TracePoint = program(ebpf, "sys_enter_connect")?;
     prog.load()
         .map_err(|e| load_error("sys_enter_connect", e))?;
@@ -389,6 +409,17 @@ fn load_tls(ebpf: &mut Ebpf) -> Result<(), LoadError> {
     for syscall in TLS_SEND_SYSCALLS {
         prog.attach("syscalls", syscall)
             .map_err(|e| classify_err(format!("attach the syscalls/{syscall} tracepoint"), e))?;
+    }
+    Ok(programs)
+}
+
+/// The programs that copy plaintext, in one variant.
+fn load_copiers(ebpf: &mut Ebpf, programs: TlsPrograms) -> Result<(), LoadError> {
+    for name in programs.names() {
+        let started = std::time::Instant::now();
+        let prog: &mut UProbe = program(ebpf, name)?;
+        prog.load().map_err(|e| load_error(name, e))?;
+        log::debug!("--tls-probes: {name} loaded in {:?}", started.elapsed());
     }
     Ok(())
 }

@@ -32,8 +32,45 @@ const HOST_LIBRARY_DIRS: [&str; 7] = [
     "/usr/local/bin",
 ];
 
-/// The Go programs' probes (`go_binary` finds where they go).
-pub const GO_TLS_PROBES: [&str; 3] = ["go_tls_write", "go_tls_read", "go_tls_read_ret"];
+/// The programs that copy plaintext, in the variant this kernel verifies:
+/// up to `TLS_CHUNKS_MAX` chunks a call, or `TLS_CHUNKS_LITE` where the
+/// verifier gives up on the longer copy (6.1 does).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TlsPrograms {
+    /// The return probe of OpenSSL's reads and writes.
+    pub ret: &'static str,
+    pub go_write: &'static str,
+    pub go_read_ret: &'static str,
+    /// Chunks copied per call.
+    pub chunks: u32,
+}
+
+impl TlsPrograms {
+    pub const FULL: TlsPrograms = TlsPrograms {
+        ret: "ssl_return",
+        go_write: "go_tls_write",
+        go_read_ret: "go_tls_read_ret",
+        chunks: observer_common::TLS_CHUNKS_MAX,
+    };
+    pub const LITE: TlsPrograms = TlsPrograms {
+        ret: "ssl_return_lite",
+        go_write: "go_tls_write_lite",
+        go_read_ret: "go_tls_read_ret_lite",
+        chunks: observer_common::TLS_CHUNKS_LITE,
+    };
+
+    pub fn names(&self) -> [&'static str; 3] {
+        [self.ret, self.go_write, self.go_read_ret]
+    }
+
+    /// Bytes of one library call copied at most.
+    pub fn call_copy_max(&self) -> u64 {
+        u64::from(self.chunks) * observer_common::PAYLOAD_CAPTURE_MAX as u64
+    }
+}
+
+/// The Go program with no copy: `(*Conn).Read` at entry.
+pub const GO_TLS_READ_PROBE: &str = "go_tls_read";
 
 /// Entry probes by program name and the symbol they go on; the return
 /// probe `ssl_return` goes on each read and write function too.
@@ -46,7 +83,6 @@ pub const TLS_ENTRY_PROBES: [(&str, &str); 7] = [
     ("ssl_read", "SSL_read"),
     ("ssl_read_ex", "SSL_read_ex"),
 ];
-pub const TLS_RETURN_PROBE: &str = "ssl_return";
 
 /// Whether a mapped file is a TLS library gatewatch reads: OpenSSL 1.1
 /// and 3 as shared libraries, and Node.js, which links OpenSSL statically
@@ -72,8 +108,8 @@ pub fn libraries_in_maps(maps: &str) -> Vec<&str> {
 }
 
 /// Files probed so far, by device and inode.
-#[derive(Default)]
 pub struct TlsLibraries {
+    programs: TlsPrograms,
     attached: HashSet<(u64, u64)>,
     /// Processes whose maps were read, so each is read once.
     scanned: HashSet<u32>,
@@ -86,8 +122,28 @@ pub struct TlsLibraries {
 const SCANNED_MAX: usize = 65536;
 
 impl TlsLibraries {
+    /// Nothing probed yet, with `programs` loaded; gatewatch's own
+    /// executable is never read.
+    pub fn new(programs: TlsPrograms) -> Self {
+        let mut libs = Self {
+            programs,
+            attached: HashSet::new(),
+            scanned: HashSet::new(),
+            checked_exes: HashSet::new(),
+        };
+        if let Ok(meta) = std::fs::metadata("/proc/self/exe") {
+            libs.checked_exes.insert((meta.dev(), meta.ino()));
+        }
+        libs
+    }
+
     pub fn len(&self) -> usize {
         self.attached.len()
+    }
+
+    /// Bytes of one library call the loaded programs copy at most.
+    pub fn call_copy_max(&self) -> u64 {
+        self.programs.call_copy_max()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -184,7 +240,7 @@ impl TlsLibraries {
                     return;
                 }
                 self.attached.insert(id);
-                match attach_go(ebpf, exe, &points) {
+                match attach_go(ebpf, exe, &points, &self.programs) {
                     Ok(n) => log::info!("--tls-probes: {n} probes on Go program {}", exe.display()),
                     Err(e) => log::warn!("--tls-probes: cannot probe {}: {e}", exe.display()),
                 }
@@ -210,7 +266,7 @@ impl TlsLibraries {
             return;
         }
         self.attached.insert(id);
-        match attach_file(ebpf, path) {
+        match attach_file(ebpf, path, self.programs.ret) {
             Ok(0) => log::debug!("--tls-probes: {} has no OpenSSL symbols", path.display()),
             Ok(n) => log::info!("--tls-probes: {n} probes on {}", path.display()),
             Err(e) => log::warn!("--tls-probes: cannot probe {}: {e}", path.display()),
@@ -219,7 +275,7 @@ impl TlsLibraries {
 }
 
 /// Attaches every probe whose symbol `path` has; returns how many.
-fn attach_file(ebpf: &mut Ebpf, path: &Path) -> Result<usize, ProgramError> {
+fn attach_file(ebpf: &mut Ebpf, path: &Path, ret: &str) -> Result<usize, ProgramError> {
     let mut attached = 0;
     for (program, symbol) in TLS_ENTRY_PROBES {
         if !attach_one(ebpf, program, symbol, path)? {
@@ -228,7 +284,7 @@ fn attach_file(ebpf: &mut Ebpf, path: &Path) -> Result<usize, ProgramError> {
         attached += 1;
         // Reads and writes report their bytes at return.
         let returns = program.starts_with("ssl_write") || program.starts_with("ssl_read");
-        if returns && attach_one(ebpf, TLS_RETURN_PROBE, symbol, path)? {
+        if returns && attach_one(ebpf, ret, symbol, path)? {
             attached += 1;
         }
     }
@@ -236,12 +292,20 @@ fn attach_file(ebpf: &mut Ebpf, path: &Path) -> Result<usize, ProgramError> {
 }
 
 /// The Go programs: `Write` and `Read` at entry, and every RET of `Read`.
-fn attach_go(ebpf: &mut Ebpf, exe: &Path, points: &GoTls) -> Result<usize, ProgramError> {
+fn attach_go(
+    ebpf: &mut Ebpf,
+    exe: &Path,
+    points: &GoTls,
+    programs: &TlsPrograms,
+) -> Result<usize, ProgramError> {
     let mut attached = 0;
-    for (program, symbol) in [("go_tls_write", GO_TLS_WRITE), ("go_tls_read", GO_TLS_READ)] {
+    for (program, symbol) in [
+        (programs.go_write, GO_TLS_WRITE),
+        (GO_TLS_READ_PROBE, GO_TLS_READ),
+    ] {
         attached += usize::from(attach_one(ebpf, program, symbol, exe)?);
     }
-    let Some(prog) = ebpf.program_mut("go_tls_read_ret") else {
+    let Some(prog) = ebpf.program_mut(programs.go_read_ret) else {
         return Ok(attached);
     };
     let prog: &mut UProbe = prog.try_into()?;

@@ -165,6 +165,9 @@ impl Pipeline {
             max_live: DEFAULT_MAX_LIVE,
             series_ttl: cfg.series_ttl,
             enforce: cfg.enforce,
+            tls_call_copy_max: probes
+                .tls_call_copy_max()
+                .unwrap_or(crate::inspection::connection::CALL_COPY_MAX),
         };
         let identify = identify(cfg, probes.cgroup.clone(), kube.map(PodWatcher::pods));
         Ok(Self {

@@ -33,6 +33,7 @@ fn table(mode: Mode, gateway: bool) -> (FlowTable<Outputs>, Arc<Metrics>) {
         max_live: 8,
         series_ttl: Duration::from_secs(300),
         enforce: mode,
+        tls_call_copy_max: crate::inspection::connection::CALL_COPY_MAX,
     };
     let identify: Identify = Box::new(move |_, _, _| WorkloadInfo {
         is_gateway: gateway,

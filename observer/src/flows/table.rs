@@ -22,7 +22,7 @@ use crate::{
     capture::{Chunk, ConnectEvent, EnforceAction, EnforceEvent, Event, StateChange, StateEvent},
     classification::{Classifier, Route},
     enforcement::{Action, DnsAddrs, KernelDid, Mode, NameJudge, Policy},
-    inspection::http1::Side,
+    inspection::{Exchange, http1::Side},
     naming::{
         self, NameCache, Opening, Reading, dns,
         dns_tcp::{DEFAULT_DNS_TCP_STREAMS, DnsTcpStreams},
@@ -45,6 +45,8 @@ pub struct FlowSettings {
     pub series_ttl: Duration,
     /// `--enforce`: whether direct model calls are judged, and stopped.
     pub enforce: Mode,
+    /// `--tls-probes`: bytes of one TLS library call the kernel copies.
+    pub tls_call_copy_max: u64,
 }
 
 /// QUIC flows whose ClientHello is being assembled at once: each holds up
@@ -393,7 +395,10 @@ impl<S: FlowSink> FlowTable<S> {
             }
             return;
         }
-        let exchange = live.exchange.get_or_insert_with(Default::default);
+        let copy_max = self.settings.tls_call_copy_max;
+        let exchange = live
+            .exchange
+            .get_or_insert_with(|| Box::new(Exchange::with_call_copy_max(copy_max)));
         exchange.chunk(side, chunk.offset, chunk.total, &chunk.data, chunk.ts_ns);
         if !exchange.is_readable() {
             self.tls_skips.push(chunk.cookie);

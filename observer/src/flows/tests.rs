@@ -40,6 +40,7 @@ fn table_sized(
         max_live: 2,
         series_ttl: Duration::from_secs(300),
         enforce: crate::enforcement::Mode::Off,
+        tls_call_copy_max: crate::inspection::connection::CALL_COPY_MAX,
     };
     let identify: Identify = Box::new(|_, _, _| WorkloadInfo::default());
     let log = Arc::new(FlowLog::new());

@@ -19,8 +19,9 @@ struct Cursor {
     next: u64,
 }
 
-/// Bytes of one call the kernel copies at most.
-const CALL_COPY_MAX: u64 =
+/// Bytes of one call the kernel copies at most (its full programs; see
+/// `Exchange::with_call_copy_max`).
+pub const CALL_COPY_MAX: u64 =
     observer_common::TLS_CHUNKS_MAX as u64 * observer_common::PAYLOAD_CAPTURE_MAX as u64;
 /// What the client read before its first write, kept until the first
 /// write says which HTTP this is (a server's SETTINGS can come first).
@@ -30,7 +31,7 @@ impl Cursor {
     /// A chunk at `offset` of a call of `total` bytes: returns the bytes
     /// missed before it, and the bytes missed after it when it is the last
     /// one the kernel copies. A repeated chunk reads as `None`.
-    fn place(&mut self, offset: u32, total: u32, len: usize) -> Option<(u64, u64)> {
+    fn place(&mut self, offset: u32, total: u32, len: usize, copy_max: u64) -> Option<(u64, u64)> {
         let (offset, total, len) = (u64::from(offset), u64::from(total), len as u64);
         let before = if offset == 0 {
             let unread = self.total.saturating_sub(self.next);
@@ -42,7 +43,7 @@ impl Cursor {
             return None;
         };
         self.next = offset + len;
-        let after = if self.next >= CALL_COPY_MAX.min(total) {
+        let after = if self.next >= copy_max.min(total) {
             let rest = total.saturating_sub(self.next);
             self.next = total;
             rest
@@ -65,6 +66,8 @@ enum Proto {
 
 pub struct Exchange {
     cursors: [Cursor; 2],
+    /// Bytes of one library call the kernel copies at most.
+    copy_max: u64,
     proto: Proto,
     done: Vec<Request>,
 }
@@ -77,8 +80,14 @@ impl Default for Exchange {
 
 impl Exchange {
     pub fn new() -> Self {
+        Self::with_call_copy_max(CALL_COPY_MAX)
+    }
+
+    /// A connection whose library calls are copied up to `copy_max` bytes.
+    pub fn with_call_copy_max(copy_max: u64) -> Self {
         Self {
             cursors: Default::default(),
+            copy_max,
             proto: Proto::Unknown {
                 early: Vec::new(),
                 lost: false,
@@ -99,7 +108,8 @@ impl Exchange {
     /// A chunk of a library call the kernel copied: `side` Client for
     /// what the client wrote, Server for what it read.
     pub fn chunk(&mut self, side: Side, offset: u32, total: u32, data: &[u8], ts_ns: u64) {
-        let Some((before, after)) = self.cursors[side as usize].place(offset, total, data.len())
+        let Some((before, after)) =
+            self.cursors[side as usize].place(offset, total, data.len(), self.copy_max)
         else {
             return;
         };
@@ -279,22 +289,29 @@ mod tests {
         let mut c = Cursor::default();
         let chunk = observer_common::PAYLOAD_CAPTURE_MAX;
         let total = (CALL_COPY_MAX + 100) as u32;
-        assert_eq!(c.place(0, total, chunk), Some((0, 0)));
+        assert_eq!(c.place(0, total, chunk, CALL_COPY_MAX), Some((0, 0)));
         // The second chunk was lost.
         assert_eq!(
-            c.place(2 * chunk as u32, total, chunk),
+            c.place(2 * chunk as u32, total, chunk, CALL_COPY_MAX),
             Some((chunk as u64, 0))
         );
-        assert_eq!(c.place(2 * chunk as u32, total, chunk), None, "a repeat");
+        assert_eq!(
+            c.place(2 * chunk as u32, total, chunk, CALL_COPY_MAX),
+            None,
+            "a repeat"
+        );
         let last = (CALL_COPY_MAX as usize - chunk) as u32;
         assert_eq!(
-            c.place(last, total, chunk),
+            c.place(last, total, chunk, CALL_COPY_MAX),
             Some((last as u64 - 3 * chunk as u64, 100))
         );
         // A short call; then one whose tail was lost before the next call.
-        assert_eq!(c.place(0, 10, 10), Some((0, 0)));
-        assert_eq!(c.place(0, 5000, chunk), Some((0, 0)));
-        assert_eq!(c.place(0, 10, 10), Some((5000 - chunk as u64, 0)));
+        assert_eq!(c.place(0, 10, 10, CALL_COPY_MAX), Some((0, 0)));
+        assert_eq!(c.place(0, 5000, chunk, CALL_COPY_MAX), Some((0, 0)));
+        assert_eq!(
+            c.place(0, 10, 10, CALL_COPY_MAX),
+            Some((5000 - chunk as u64, 0))
+        );
     }
 
     fn compressed_response(encoding: &str, body: &str) -> Vec<u8> {

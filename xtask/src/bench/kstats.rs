@@ -25,18 +25,31 @@ pub fn attached(cgroup: &Path) -> anyhow::Result<BTreeMap<String, u64>> {
 }
 
 /// Program name → id, for the programs of process `pid` with these names
-/// (bpftool lists the processes holding each program).
+/// (kernel names: 15 bytes at most). The ids come from the process's file
+/// descriptors (`prog_id:` in /proc/PID/fdinfo, for programs and links),
+/// which needs no bpftool built with pid iterators.
 pub fn of_process(pid: u32, names: &[&str]) -> anyhow::Result<BTreeMap<String, u64>> {
-    let v = bpftool(Command::new("bpftool").args(["-j", "prog", "show"]))?;
+    let dir = format!("/proc/{pid}/fdinfo");
+    let mut ids = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("read {dir}"))? {
+        let Ok(text) = std::fs::read_to_string(entry?.path()) else {
+            continue;
+        };
+        for line in text.lines() {
+            if let Some(id) = line
+                .strip_prefix("prog_id:")
+                .and_then(|v| v.trim().parse::<u64>().ok())
+            {
+                ids.insert(id);
+            }
+        }
+    }
     let mut out = BTreeMap::new();
-    for p in v.as_array().context("bpftool prog show: not a list")? {
-        let name = p["name"].as_str().unwrap_or_default();
-        let held = p["pids"].as_array().is_some_and(|pids| {
-            pids.iter()
-                .any(|x| x["pid"].as_u64() == Some(u64::from(pid)))
-        });
-        if held && names.contains(&name) {
-            let id = p["id"].as_u64().context("program without id")?;
+    for id in ids {
+        let v =
+            bpftool(Command::new("bpftool").args(["-j", "prog", "show", "id", &id.to_string()]))?;
+        let name = v["name"].as_str().unwrap_or_default();
+        if names.contains(&name) {
             out.insert(name.to_owned(), id);
         }
     }
