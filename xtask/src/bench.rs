@@ -291,7 +291,10 @@ impl Setup<'_> {
         r.stats_how = stats.how().into();
         let mut ids = kstats::attached(&self.watched.path)?;
         // --tls-probes' tracepoint runs on every connect() too.
-        ids.extend(kstats::of_process(self.daemon.pid(), &["sys_enter_conne"])?);
+        ids.extend(kstats::of_process(
+            self.daemon.pid(),
+            &["sys_enter_connect"],
+        )?);
         let s0 = kstats::snapshot(&ids)?;
         let ka = load::wrk(
             self.watched,

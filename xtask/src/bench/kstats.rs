@@ -49,11 +49,17 @@ pub fn of_process(pid: u32, names: &[&str]) -> anyhow::Result<BTreeMap<String, u
         let v =
             bpftool(Command::new("bpftool").args(["-j", "prog", "show", "id", &id.to_string()]))?;
         let name = v["name"].as_str().unwrap_or_default();
-        if names.contains(&name) {
-            out.insert(name.to_owned(), id);
+        if let Some(wanted) = names.iter().find(|n| same_program(n, name)) {
+            out.insert((*wanted).to_owned(), id);
         }
     }
     Ok(out)
+}
+
+/// The kernel keeps 15 bytes of a program's name; bpftool shows the whole
+/// name when the program has BTF. Either way, the same program.
+fn same_program(a: &str, b: &str) -> bool {
+    a.as_bytes()[..a.len().min(15)] == b.as_bytes()[..b.len().min(15)]
 }
 
 /// (run_time_ns, run_cnt) per program id.

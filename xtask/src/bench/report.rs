@@ -110,6 +110,8 @@ impl Deployed {
 #[derive(Default)]
 pub struct TlsProbes {
     pub keepalive: Throughput,
+    /// The same load, not named (non-AI): the uprobes' traps alone.
+    pub keepalive_other: Throughput,
     /// Per TLS program: calls and mean ns per call over the "with" runs.
     pub probe_cost: BTreeMap<String, (u64, Option<f64>)>,
     /// The daemon's CPU seconds, requests read and wall seconds over them.
@@ -454,12 +456,18 @@ impl Report {
         if !self.tls.keepalive.pairs.is_empty() {
             let _ = writeln!(
                 o,
-                "| `--tls-probes`: HTTPS keep-alive req/s, probes on ÷ off | (report) | {:.3} (median pair {:.3}); daemon {} per request read | | | |",
+                "| `--tls-probes`: HTTPS keep-alive req/s, probes on ÷ off, every request read (AI) | (report) | {:.3} (median pair {:.3}); daemon {} per request read | | | |",
                 self.tls.keepalive.ratio(),
                 self.tls.keepalive.median_pair_ratio(),
                 self.tls
                     .us_per_request()
                     .map_or("—".to_owned(), |us| format!("{us:.2} µs")),
+            );
+            let _ = writeln!(
+                o,
+                "| `--tls-probes`: the same, non-AI (traps only) | (report) | {:.3} (median pair {:.3}) | | | |",
+                self.tls.keepalive_other.ratio(),
+                self.tls.keepalive_other.median_pair_ratio(),
             );
         }
         let _ = writeln!(o);
@@ -505,6 +513,7 @@ impl Report {
             "`wrk -t{WRK_THREADS} -c{WRK_CONNS} -d{wrk_seconds}s` against nginx's HTTPS listener on 127.0.0.1 (keep-alive; wrk is OpenSSL, so every `SSL_write`/`SSL_read` is probed)"
         );
         let tls = "Baseline: gatewatch on the bench cgroup with `--tls-probes=false`. With: the same with the probes on and `--provider` naming nginx, so every request's plaintext is copied, parsed and counted";
+        let tls_other = "Baseline: gatewatch on the bench cgroup with `--tls-probes=false`. With: the probes on and nginx not named (non-AI traffic): every OpenSSL call still traps into the probes, nothing is copied after a connection's first call";
         let deny = "Baseline: no gatewatch running. With: gatewatch attached at the cgroup v2 root with `--enforce deny` and no rule naming nginx, so every connection is non-AI traffic that passes the kernel's first-bytes check (its first segment is not a ClientHello naming a model endpoint); started before and stopped after each run";
         let d = &self.deployed;
         for (title, t, unit, what, setup) in [
@@ -542,6 +551,13 @@ impl Report {
                 "req/s",
                 &https,
                 tls,
+            ),
+            (
+                "--tls-probes: non-AI HTTPS requests over established connections",
+                &self.tls.keepalive_other,
+                "req/s",
+                &https,
+                tls_other,
             ),
             (
                 "Bench-only cgroup: throughput over established connections",

@@ -1,7 +1,8 @@
 //! `--tls-probes`: what reading inside TLS costs. wrk (OpenSSL, keep-alive)
-//! against nginx's HTTPS listener, named by a `--provider` rule so every
-//! request is copied and parsed, in ABBA pairs: the daemon with
-//! `--tls-probes=false` (baseline) and with the probes on. Per probe, its
+//! against nginx's HTTPS listener in ABBA pairs, the daemon with
+//! `--tls-probes=false` (baseline) and with the probes on: once with nginx
+//! named by a `--provider` rule, so every request is copied and parsed, and
+//! once unnamed (non-AI traffic, which pays the uprobe traps only). Per probe, its
 //! BPF run time per call (the uprobe trap itself is not in it: the
 //! throughput ratio shows that); and the daemon's CPU per request read.
 use std::{collections::BTreeMap, thread, time::Instant};
@@ -13,10 +14,9 @@ use super::{
     report::{Throughput, TlsProbes},
 };
 
-/// The programs `--tls-probes` loads for OpenSSL (observer-ebpf's tls.rs),
-/// as the kernel names them (15 bytes at most).
+/// The programs `--tls-probes` loads for OpenSSL (observer-ebpf's tls.rs).
 pub const TLS_PROGRAMS: [&str; 9] = [
-    "sys_enter_conne",
+    "sys_enter_connect",
     "sys_enter_send",
     "ssl_set_fd",
     "ssl_handshake",
@@ -35,54 +35,95 @@ pub fn run(
     pairs: usize,
     seconds: u32,
 ) -> anyhow::Result<TlsProbes> {
-    let provider = ["--provider".to_owned(), format!("bench={server}")];
-    let off = [provider.to_vec(), vec!["--tls-probes=false".to_owned()]].concat();
     let stats = BpfStats::enable()?;
     let mut out = TlsProbes::default();
-    let mut t = Throughput::default();
-    for i in 0..pairs {
-        let mut pair = (WrkResult::default(), WrkResult::default());
-        let order = if i % 2 == 0 {
-            [false, true]
-        } else {
-            [true, false]
-        };
-        for with in order {
-            let daemon = Daemon::start(bin, &cg.path, if with { &provider } else { &off })?;
-            let ids = kstats::of_process(daemon.pid(), &TLS_PROGRAMS)?;
-            let s0 = kstats::snapshot(&ids)?;
-            let (cpu0, n0) = (daemon.cpu_seconds()?, requests(&daemon)?);
-            let t0 = Instant::now();
-            let res = load::wrk(cg, url, seconds, WRK_THREADS, WRK_CONNS, false)?;
-            let wall = t0.elapsed().as_secs_f64();
-            thread::sleep(SETTLE);
-            if with {
-                pair.1 = res;
-                let n = requests(&daemon)? - n0;
-                out.cpu_seconds += daemon.cpu_seconds()? - cpu0;
-                out.requests += n;
-                out.wall += wall;
-                t.events += n;
-                merge(
-                    &mut out.probe_cost,
-                    kstats::delta(&s0, &kstats::snapshot(&ids)?),
-                );
-            } else {
-                pair.0 = res;
-            }
-            daemon.stop()?;
-        }
-        println!(
-            "bench: --tls-probes, HTTPS keep-alive pair {}: {:.0} → {:.0} req/s",
-            i + 1,
-            pair.0.rps,
-            pair.1.rps
-        );
-        t.pairs.push(pair);
-    }
+    let runs = Runs {
+        bin,
+        cg,
+        url,
+        pairs,
+        seconds,
+    };
+    // AI traffic: nginx named by a provider rule, every request read.
+    let provider = ["--provider".to_owned(), format!("bench={server}")];
+    out.keepalive = runs.pairs("AI", &provider, &mut out)?;
+    // Non-AI traffic: the probes still trap on every call; nothing is
+    // copied after each connection's first call.
+    let mut other = TlsProbes::default();
+    out.keepalive_other = runs.pairs("non-AI", &[], &mut other)?;
     drop(stats);
-    out.keepalive = t;
     Ok(out)
+}
+
+struct Runs<'a> {
+    bin: &'a std::path::Path,
+    cg: &'a Cgroup,
+    url: &'a str,
+    pairs: usize,
+    seconds: u32,
+}
+
+impl Runs<'_> {
+    /// ABBA pairs with `extra`, probes off and on; the "with" runs' cost
+    /// goes into `out`.
+    fn pairs(
+        &self,
+        what: &str,
+        extra: &[String],
+        out: &mut TlsProbes,
+    ) -> anyhow::Result<Throughput> {
+        let off = [extra.to_vec(), vec!["--tls-probes=false".to_owned()]].concat();
+        let mut t = Throughput::default();
+        for i in 0..self.pairs {
+            let mut pair = (WrkResult::default(), WrkResult::default());
+            let order = if i % 2 == 0 {
+                [false, true]
+            } else {
+                [true, false]
+            };
+            for with in order {
+                let daemon =
+                    Daemon::start(self.bin, &self.cg.path, if with { extra } else { &off })?;
+                let ids = kstats::of_process(daemon.pid(), &TLS_PROGRAMS)?;
+                let s0 = kstats::snapshot(&ids)?;
+                let (cpu0, n0) = (daemon.cpu_seconds()?, requests(&daemon)?);
+                let t0 = Instant::now();
+                let res = load::wrk(
+                    self.cg,
+                    self.url,
+                    self.seconds,
+                    WRK_THREADS,
+                    WRK_CONNS,
+                    false,
+                )?;
+                let wall = t0.elapsed().as_secs_f64();
+                thread::sleep(SETTLE);
+                if with {
+                    pair.1 = res;
+                    let n = requests(&daemon)? - n0;
+                    out.cpu_seconds += daemon.cpu_seconds()? - cpu0;
+                    out.requests += n;
+                    out.wall += wall;
+                    t.events += n;
+                    merge(
+                        &mut out.probe_cost,
+                        kstats::delta(&s0, &kstats::snapshot(&ids)?),
+                    );
+                } else {
+                    pair.0 = res;
+                }
+                daemon.stop()?;
+            }
+            println!(
+                "bench: --tls-probes, {what} HTTPS keep-alive pair {}: {:.0} → {:.0} req/s",
+                i + 1,
+                pair.0.rps,
+                pair.1.rps
+            );
+            t.pairs.push(pair);
+        }
+        Ok(t)
+    }
 }
 
 /// Adds one run's (runs, mean ns) per program to the totals.
