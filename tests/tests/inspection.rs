@@ -114,7 +114,7 @@ fn exact_requests_models_and_tokens(runtime: Sdk) {
     if !privileged() {
         return;
     }
-    let lab = NamingLab::start(&[]);
+    let lab = NamingLab::start(&["--tls-probes"]);
     let calls = ["chat", "stream", "embeddings", "chat"];
     match runtime {
         Sdk::Python | Sdk::Node => sdk(&lab, runtime, OPENAI_DIRECT, &calls),
@@ -201,7 +201,7 @@ fn non_ai_and_unprobed_tls_are_counted_without_requests() {
     if !privileged() {
         return;
     }
-    let lab = NamingLab::start(&[]);
+    let lab = NamingLab::start(&["--tls-probes"]);
     // Python's OpenSSL to a non-AI name, four requests on one connection:
     // its first call is copied, then the kernel is told to stop.
     lab.python(&format!(
@@ -248,11 +248,11 @@ fn non_ai_and_unprobed_tls_are_counted_without_requests() {
 }
 
 #[test]
-fn tls_probes_off_reads_nothing_and_counts_the_same() {
+fn tls_probes_are_off_by_default_and_connections_count_the_same() {
     if !privileged() {
         return;
     }
-    let lab = NamingLab::start(&["--tls-probes=false"]);
+    let lab = NamingLab::start(&[]);
     sdk(&lab, Sdk::Python, OPENAI_DIRECT, &["chat"]);
     let m = lab.gw.wait_for("the direct call", |m| {
         m.sum("gatewatch_connections_total", &[("route", "direct")]) >= 1.0
@@ -266,7 +266,7 @@ fn on_a_foundry_host_agent_service_calls_and_model_calls_get_their_own_routes() 
     if !privileged() {
         return;
     }
-    let lab = NamingLab::start(&[]);
+    let lab = NamingLab::start(&["--tls-probes"]);
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/foundry_client.py");
     let out = lab
         .client("python3")
@@ -318,7 +318,7 @@ fn a_go_client_over_http2_gives_exact_requests_models_and_tokens() {
     if !privileged() {
         return;
     }
-    let lab = NamingLab::start(&[]);
+    let lab = NamingLab::start(&["--tls-probes"]);
     // Go's own server: HTTP/2 over TLS, in the lab's namespace (not in
     // the watched cgroup), beside the HTTP/1.1 peer on 443.
     let server = go_build("h2_server.go");
@@ -434,7 +434,13 @@ fn the_genai_metrics_reach_an_otlp_receiver_as_otel_names() {
         "the receiver did not start"
     );
     let endpoint = format!("http://127.0.0.1:{port}");
-    let lab = NamingLab::start(&["--otlp-endpoint", &endpoint, "--otlp-interval-secs", "1"]);
+    let lab = NamingLab::start(&[
+        "--tls-probes",
+        "--otlp-endpoint",
+        &endpoint,
+        "--otlp-interval-secs",
+        "1",
+    ]);
     sdk(&lab, Sdk::Python, OPENAI_DIRECT, &["chat", "embeddings"]);
     // Cumulative points arrive on every export; wait for the ones that
     // carry both calls.

@@ -162,7 +162,7 @@ impl Config {
             name_wait,
             record_other_endpoints: or_default(s.record_other_endpoints),
             catalog_gateways: or_default(s.catalog_gateways),
-            tls_probes: s.tls_probes.unwrap_or(true),
+            tls_probes: s.tls_probes.unwrap_or(false),
             otlp: otlp(s.otlp_endpoint.as_deref(), s.otlp_interval_secs)?,
             ring_bytes,
             quic_ports: quic_ports(&s.quic_ports)?,

@@ -89,7 +89,7 @@ pub struct Settings {
     /// Seconds between OTLP exports, at least 1 [default: 30].
     #[arg(long, env = "GATEWATCH_OTLP_INTERVAL_SECS", value_name = "SECS")]
     pub otlp_interval_secs: Option<u64>,
-    /// Read requests, models and tokens inside AI connections from TLS libraries' plaintext (uprobes on OpenSSL's SSL_read/SSL_write); --tls-probes=false turns it off [default: true].
+    /// Read requests, models and tokens inside AI connections from TLS libraries' plaintext (uprobes on OpenSSL and Go crypto/tls). Every call of a probed library traps into the kernel, in every process that maps it, AI or not (see the README's benchmarks) [default: false].
     #[arg(long, env = "GATEWATCH_TLS_PROBES", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub tls_probes: Option<bool>,
     /// Size of the kernel event ring buffer in bytes, a power of two [default: 8388608].
@@ -234,7 +234,7 @@ impl Settings {
             name_wait_ms: Some(DEFAULT_NAME_WAIT_MS),
             record_other_endpoints: Some(false),
             catalog_gateways: Some(false),
-            tls_probes: Some(true),
+            tls_probes: Some(false),
             otlp_interval_secs: Some(DEFAULT_OTLP_INTERVAL_SECS),
             ring_bytes: Some(observer_common::RING_BUF_BYTES),
             quic_ports: vec![observer_common::QUIC_PORT_DEFAULT],

@@ -703,7 +703,7 @@ impl Report {
             ("sendmsg6", ("cgroup/sendmsg6", "—")),
             // --tls-probes: every connect() syscall, before connect4.
             (
-                "sys_enter_conne",
+                "sys_enter_connect",
                 ("tracepoint/syscalls/sys_enter_connect", "—"),
             ),
         ]

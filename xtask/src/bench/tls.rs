@@ -72,6 +72,7 @@ impl Runs<'_> {
         extra: &[String],
         out: &mut TlsProbes,
     ) -> anyhow::Result<Throughput> {
+        let on = [extra.to_vec(), vec!["--tls-probes".to_owned()]].concat();
         let off = [extra.to_vec(), vec!["--tls-probes=false".to_owned()]].concat();
         let mut t = Throughput::default();
         for i in 0..self.pairs {
@@ -82,8 +83,7 @@ impl Runs<'_> {
                 [true, false]
             };
             for with in order {
-                let daemon =
-                    Daemon::start(self.bin, &self.cg.path, if with { extra } else { &off })?;
+                let daemon = Daemon::start(self.bin, &self.cg.path, if with { &on } else { &off })?;
                 let ids = kstats::of_process(daemon.pid(), &TLS_PROGRAMS)?;
                 let s0 = kstats::snapshot(&ids)?;
                 let (cpu0, n0) = (daemon.cpu_seconds()?, requests(&daemon)?);
