@@ -68,8 +68,13 @@ start_gatewatch() {
     done
 }
 
-start_gatewatch --provider matrix4=127.0.0.2:7000 --provider 'matrix6=[::1]:7001'
+start_gatewatch --provider matrix4=127.0.0.2:7000 --provider 'matrix6=[::1]:7001' --tls-probes
 timeout 5 wget -q -O /tmp/readyz http://127.0.0.1:9464/readyz || fail "/readyz did not answer 200"
+# --tls-probes' programs load here, in the long or the short variant (the
+# guest has no tracefs, so they are not attached): none may be refused.
+if grep -q "the kernel refused program" "$LOG"; then
+    fail "--tls-probes: the kernel refused a program in both variants"
+fi
 
 # Every program is attached through a bpf link held by gatewatch.
 programs=$(sed -n 's/.*attached \([0-9]*\) programs.*/\1/p' "$LOG" | head -n 1)
