@@ -21,6 +21,39 @@ use crate::{
 /// Distinct `model` label values alive at once.
 pub const MODELS_MAX: usize = 256;
 
+/// `model` values alive across a set of series, capped at `MODELS_MAX`:
+/// shared by the Prometheus request series and the OTLP GenAI points.
+#[derive(Default)]
+pub struct ModelCap {
+    /// Series alive per model value.
+    alive: HashMap<String, usize>,
+}
+
+impl ModelCap {
+    /// The value to use for `model`: itself, or `_other` when the cap is
+    /// reached and it is not alive yet.
+    pub fn value(&self, model: &str) -> String {
+        let folded =
+            !model.is_empty() && !self.alive.contains_key(model) && self.alive.len() >= MODELS_MAX;
+        if folded { OVERFLOW_VALUE } else { model }.to_owned()
+    }
+
+    /// A series with this (capped) value was created.
+    pub fn hold(&mut self, value: &str) {
+        *self.alive.entry(value.to_owned()).or_default() += 1;
+    }
+
+    /// A series with this value went.
+    pub fn release(&mut self, value: &str) {
+        if let Some(n) = self.alive.get_mut(value) {
+            *n -= 1;
+            if *n == 0 {
+                self.alive.remove(value);
+            }
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Key {
     route: Route,
@@ -60,8 +93,7 @@ struct Handles {
 #[derive(Default)]
 pub struct RequestSeries {
     by_key: HashMap<Key, Handles>,
-    /// Series alive per model value.
-    models: HashMap<String, usize>,
+    models: ModelCap,
 }
 
 impl RequestSeries {
@@ -73,14 +105,13 @@ impl RequestSeries {
     /// Counts one request; returns true when its model was folded.
     pub fn count(&mut self, m: &Metrics, flow: &FlowLabels, req: &Request, now: Instant) -> bool {
         let model = req.model.as_deref().unwrap_or_default();
-        let folded = !model.is_empty()
-            && !self.models.contains_key(model)
-            && self.models.len() >= MODELS_MAX;
+        let capped = self.models.value(model);
+        let folded = capped != model;
         let key = Key {
             route: req.operation.route(flow.route),
             provider: flow.provider.clone(),
             operation: req.operation.name(),
-            model: if folded { OVERFLOW_VALUE } else { model }.to_owned(),
+            model: capped,
             status_class: req.status_class(),
             namespace: flow.namespace.clone(),
             pod: flow.pod.clone(),
@@ -88,7 +119,7 @@ impl RequestSeries {
             process: flow.process.clone(),
         };
         if !self.by_key.contains_key(&key) {
-            *self.models.entry(key.model.clone()).or_default() += 1;
+            self.models.hold(&key.model);
         }
         let h = self.by_key.entry(key).or_insert_with_key(|key| {
             let values = key.values();
@@ -125,12 +156,7 @@ impl RequestSeries {
                 v.push(t);
                 let _ = m.tokens.remove_label_values(&v);
             }
-            if let Some(n) = models.get_mut(&key.model) {
-                *n -= 1;
-                if *n == 0 {
-                    models.remove(&key.model);
-                }
-            }
+            models.release(&key.model);
             false
         });
     }

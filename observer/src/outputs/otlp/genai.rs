@@ -14,10 +14,7 @@ use super::proto::{
     KeyValue, Metric, Resource, ResourceMetrics, ScopeMetrics,
 };
 use crate::{
-    classification::Route,
-    flows::{FlowLabels, OVERFLOW_VALUE},
-    inspection::Request,
-    outputs::requests::MODELS_MAX,
+    classification::Route, flows::FlowLabels, inspection::Request, outputs::requests::ModelCap,
 };
 
 /// `gen_ai.client.token.usage` boundaries (the semantic conventions').
@@ -127,8 +124,7 @@ struct Point {
 #[derive(Default)]
 pub struct GenAiMetrics {
     points: HashMap<Attrs, Point>,
-    /// Points alive per model value.
-    models: HashMap<String, usize>,
+    models: ModelCap,
 }
 
 impl GenAiMetrics {
@@ -142,10 +138,7 @@ impl GenAiMetrics {
 
     /// One request read inside a flow with `flow`'s labels.
     pub fn record(&mut self, flow: &FlowLabels, req: &Request, now: Instant, now_unix_ns: u64) {
-        let model = req.model.as_deref().unwrap_or_default();
-        let folded = !model.is_empty()
-            && !self.models.contains_key(model)
-            && self.models.len() >= MODELS_MAX;
+        let model = self.models.value(req.model.as_deref().unwrap_or_default());
         let (server_address, server_port) = match flow.endpoint.rsplit_once(':') {
             Some((host, port)) => (host.trim_matches(['[', ']']).to_owned(), port.parse().ok()),
             None => (flow.endpoint.clone(), None),
@@ -153,7 +146,7 @@ impl GenAiMetrics {
         let attrs = Attrs {
             operation: req.operation.name(),
             provider: flow.provider.clone(),
-            model: if folded { OVERFLOW_VALUE } else { model }.to_owned(),
+            model,
             server_address,
             server_port,
             error: match req.status {
@@ -168,7 +161,7 @@ impl GenAiMetrics {
             process: flow.process.clone(),
         };
         if !self.points.contains_key(&attrs) {
-            *self.models.entry(attrs.model.clone()).or_default() += 1;
+            self.models.hold(&attrs.model);
         }
         let p = self.points.entry(attrs).or_insert_with(|| Point {
             start_unix_ns: now_unix_ns,
@@ -193,11 +186,8 @@ impl GenAiMetrics {
         let models = &mut self.models;
         self.points.retain(|attrs, p| {
             let keep = now.duration_since(p.last) < idle_for;
-            if !keep && let Some(n) = models.get_mut(&attrs.model) {
-                *n -= 1;
-                if *n == 0 {
-                    models.remove(&attrs.model);
-                }
+            if !keep {
+                models.release(&attrs.model);
             }
             keep
         });
