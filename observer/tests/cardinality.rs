@@ -48,7 +48,7 @@ fn table() -> (FlowTable<Outputs>, Arc<Metrics>, Arc<FlowLog>) {
     };
     // Every cgroup but the fixed one is its own pod, namespace and container.
     let identify: Identify = Box::new(|cgroup_id, _, _| {
-        if cgroup_id == FIXED_CGROUP {
+        std::sync::Arc::new(if cgroup_id == FIXED_CGROUP {
             WorkloadInfo {
                 namespace: "team-a".into(),
                 pod: "agent-0".into(),
@@ -66,7 +66,7 @@ fn table() -> (FlowTable<Outputs>, Arc<Metrics>, Arc<FlowLog>) {
                 is_gateway: false,
                 allowed_direct: false,
             }
-        }
+        })
     });
     (
         FlowTable::new(

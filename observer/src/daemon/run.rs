@@ -24,7 +24,7 @@ use crate::{
         DEFAULT_MAX_LIVE, FlowSettings, FlowSink as _, FlowTable, Identify, Note, WorkloadInfo,
     },
     outputs::{AppState, FlowLog, Metrics, Outputs, api, otlp},
-    workload::{KubePods, PodWatcher, WorkloadConfig, Workloads, read_comm},
+    workload::{KubePods, PodWatcher, Recent, WorkloadConfig, Workloads, read_comm},
 };
 
 /// How often the ring is drained without a wakeup and waiting connections
@@ -332,6 +332,7 @@ fn identify(cfg: &Config, cgroup_root: std::path::PathBuf, kube: Option<KubePods
     let selectors = cfg.gateway_workloads.clone();
     let allow_direct = cfg.allow_direct.clone();
     let proc_root = cfg.workload_paths.proc_root.clone();
+    let mut recent = Recent::default();
     Box::new(move |cgroup_id, tgid, comm| {
         // A caller without the connect record (a process held by
         // --enforce after its flow was counted) has no comm: read it.
@@ -342,17 +343,27 @@ fn identify(cfg: &Config, cgroup_root: std::path::PathBuf, kube: Option<KubePods
         } else {
             comm
         };
+        let now = std::time::Instant::now();
+        if let Some(info) = recent.get(cgroup_id, tgid, comm, now) {
+            return info;
+        }
         let w = workloads.identify(cgroup_id, tgid, comm);
         let is_gateway = selectors.iter().any(|s| s.matches(&w, comm));
         let allowed_direct = allow_direct.iter().any(|s| s.matches(&w, comm));
-        WorkloadInfo {
+        // A container whose pod is not named yet is asked again next time.
+        let complete = w.container_id.is_empty() || !w.pod.is_empty();
+        let info = Arc::new(WorkloadInfo {
             namespace: w.namespace,
             pod: w.pod,
             container: w.container,
             exe: w.exe,
             is_gateway,
             allowed_direct,
+        });
+        if complete {
+            recent.put(cgroup_id, tgid, comm, now, info.clone());
         }
+        info
     })
 }
 

@@ -35,9 +35,12 @@ fn table(mode: Mode, gateway: bool) -> (FlowTable<Outputs>, Arc<Metrics>) {
         enforce: mode,
         tls_call_copy_max: crate::inspection::connection::CALL_COPY_MAX,
     };
-    let identify: Identify = Box::new(move |_, _, _| WorkloadInfo {
-        is_gateway: gateway,
-        ..WorkloadInfo::default()
+    let identify: Identify = Box::new(move |_, _, _| {
+        WorkloadInfo {
+            is_gateway: gateway,
+            ..WorkloadInfo::default()
+        }
+        .into()
     });
     let outputs = Outputs::new(metrics.clone(), Arc::new(FlowLog::new()));
     (

@@ -20,7 +20,7 @@ pub struct Pending {
     pub established: bool,
     pub closed: Option<Close>,
     /// Resolved at connect, while a short-lived client still exists.
-    pub workload: WorkloadInfo,
+    pub workload: std::sync::Arc<WorkloadInfo>,
     /// What `--enforce deny` did in the kernel so far.
     pub kernel: KernelDid,
 }

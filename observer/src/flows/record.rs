@@ -1,5 +1,5 @@
 //! A classified connection as the API, the CLI and the flow log see it.
-use std::net::SocketAddr;
+use std::{net::SocketAddr, sync::Arc};
 
 use serde::{Deserialize, Serialize};
 
@@ -23,7 +23,8 @@ pub struct WorkloadInfo {
 }
 
 /// Resolves a connection's workload from its cgroup id, tgid and comm.
-pub type Identify = Box<dyn FnMut(u64, u32, &str) -> WorkloadInfo + Send>;
+/// Shared: one process's connections carry the same answer.
+pub type Identify = Box<dyn FnMut(u64, u32, &str) -> Arc<WorkloadInfo> + Send>;
 
 /// How a connection carries its bytes: TCP, or UDP to a QUIC port.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -118,7 +119,7 @@ pub struct FlowRecord {
     pub process: String,
     pub tgid: u32,
     pub cgroup_id: u64,
-    pub workload: WorkloadInfo,
+    pub workload: Arc<WorkloadInfo>,
     pub alpn: Vec<String>,
     /// The ClientHello used Encrypted Client Hello: its SNI was an outer,
     /// public name, so a DNS answer named the flow when there was one.

@@ -9,7 +9,7 @@
 use std::{num::NonZeroUsize, sync::Arc, time::Duration, time::Instant};
 
 use super::{
-    labels::{Admit, FlowLabels, LabelRegistry, OVERFLOW_VALUE},
+    labels::{Admit, FlowLabels, LabelRegistry, OVERFLOW_VALUE, endpoint_value},
     lifecycle::{Close, FlowEnd},
     live::{Live, LiveTable},
     pending::{Pending, PendingTable},
@@ -494,8 +494,7 @@ impl<S: FlowSink> FlowTable<S> {
         }
         let endpoint = match (&chosen.name, verdict.route) {
             (_, Route::Other) if !self.settings.record_other_endpoints => String::new(),
-            (Some(name), _) => format!("{name}:{}", conn.dst.port()),
-            (None, _) => conn.dst.to_string(),
+            (name, _) => endpoint_value(name.as_deref(), conn.dst),
         };
         let labels = FlowLabels {
             route: verdict.route,

@@ -42,7 +42,7 @@ fn table_sized(
         enforce: crate::enforcement::Mode::Off,
         tls_call_copy_max: crate::inspection::connection::CALL_COPY_MAX,
     };
-    let identify: Identify = Box::new(|_, _, _| WorkloadInfo::default());
+    let identify: Identify = Box::new(|_, _, _| WorkloadInfo::default().into());
     let log = Arc::new(FlowLog::new());
     (
         FlowTable::new(

@@ -131,10 +131,14 @@ fn split_target(method: &str, target: &str) -> Result<(Option<String>, String), 
     if method == "CONNECT" {
         return Ok((host_of(target)?, target.to_owned()));
     }
-    let lower = target.get(..8).unwrap_or(target).to_ascii_lowercase();
-    let after_scheme = if lower.starts_with("http://") {
+    let scheme = |s: &str| {
+        target
+            .get(..s.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(s))
+    };
+    let after_scheme = if scheme("http://") {
         Some(&target[7..])
-    } else if lower.starts_with("https://") {
+    } else if scheme("https://") {
         Some(&target[8..])
     } else {
         None

@@ -463,7 +463,7 @@ mod tests {
             process: "agent".into(),
             tgid: 1,
             cgroup_id: 1,
-            workload: WorkloadInfo::default(),
+            workload: WorkloadInfo::default().into(),
             alpn: Vec::new(),
             ech: false,
             verdict: Verdict {

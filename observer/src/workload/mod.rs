@@ -30,6 +30,7 @@ mod glob;
 mod kube_api;
 mod pods;
 mod process;
+mod recent;
 mod selector;
 mod throttle;
 
@@ -52,6 +53,7 @@ pub use process::{
     PROCESS_CACHE_CAPACITY, PROCESS_RECHECK, ProcessCache, Seen, parse_start_time, read_comm,
     read_start_time,
 };
+pub use recent::{RECENT_MAX, RECENT_TTL, Recent};
 pub use selector::{GatewaySelector, SELECTOR_KEYS, SelectorError, describe_workload};
 
 /// Where the host's files are.
