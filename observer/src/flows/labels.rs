@@ -2,13 +2,14 @@
 //! sets in use: it caps how many distinct values each label takes, lets
 //! flows with the same labels share one copy, and expires what ended.
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::Arc,
     time::{Duration, Instant},
 };
 
 use super::record::Transport;
 use crate::classification::Route;
+use crate::fast_map::FastMap;
 
 /// Value that replaces a label value once its label reached its cap.
 pub const OVERFLOW_VALUE: &str = "_other";
@@ -171,8 +172,7 @@ pub const MAX_LABEL_SETS: usize = 65_536;
 /// How a registered label set is used.
 #[derive(Debug)]
 struct Use {
-    /// The shared copy (also the map's key), so a lookup by value finds it
-    /// in one probe.
+    /// The shared copy (also in `sets`).
     shared: SharedLabels,
     /// Live flows carrying it.
     live: u32,
@@ -192,7 +192,11 @@ pub struct LabelRegistry {
     /// Per capped label: each value alive, with how many sets hold it.
     /// In `CAPPED_LABELS` order.
     values: [HashMap<String, u32>; CAPPED_LABELS.len()],
-    sets: HashMap<SetKey, Use>,
+    /// The sets by value (keyed SipHash: values come from the network).
+    sets: HashSet<SetKey>,
+    /// Their use, by the shared copy's address: a flow handing its copy
+    /// back costs no hashing of its strings.
+    uses: FastMap<usize, Use>,
 }
 
 impl LabelRegistry {
@@ -201,7 +205,8 @@ impl LabelRegistry {
             cap,
             ttl,
             values: Default::default(),
-            sets: HashMap::new(),
+            sets: HashSet::new(),
+            uses: FastMap::default(),
         }
     }
 
@@ -221,7 +226,9 @@ impl LabelRegistry {
     /// Registers one more live flow with `labels`; returns the shared copy
     /// and whether the set is new (its series do not exist yet).
     pub fn acquire(&mut self, labels: FlowLabels, now: Instant) -> (SharedLabels, bool) {
-        if let Some(used) = self.sets.get_mut(&labels) {
+        if let Some(SetKey(shared)) = self.sets.get(&labels)
+            && let Some(used) = self.uses.get_mut(&address(shared))
+        {
             used.live += 1;
             used.last_used = now;
             return (used.shared.clone(), false);
@@ -232,8 +239,9 @@ impl LabelRegistry {
             }
         }
         let shared = Arc::new(labels);
-        self.sets.insert(
-            SetKey(shared.clone()),
+        self.sets.insert(SetKey(shared.clone()));
+        self.uses.insert(
+            address(&shared),
             Use {
                 shared: shared.clone(),
                 live: 1,
@@ -245,7 +253,10 @@ impl LabelRegistry {
 
     /// A flow with `labels` closed (or was counted already closed).
     pub fn release(&mut self, labels: &SharedLabels, now: Instant) {
-        if let Some(used) = self.sets.get_mut(&SetKey(labels.clone())) {
+        // The registry holds each set's copy, so its address names it alone.
+        if let Some(used) = self.uses.get_mut(&address(labels))
+            && Arc::ptr_eq(&used.shared, labels)
+        {
             used.live = used.live.saturating_sub(1);
             used.last_used = now;
         }
@@ -254,16 +265,17 @@ impl LabelRegistry {
     /// Removes the sets idle for `ttl` (all idle ones when there are too
     /// many sets) and returns them, so their series can go too.
     pub fn expire(&mut self, now: Instant) -> Vec<SharedLabels> {
-        let crowded = self.sets.len() >= MAX_LABEL_SETS;
+        let crowded = self.uses.len() >= MAX_LABEL_SETS;
         let ttl = self.ttl;
         let gone: Vec<SharedLabels> = self
-            .sets
-            .iter()
-            .filter(|(_, u)| u.live == 0 && (crowded || now.duration_since(u.last_used) >= ttl))
-            .map(|(key, _)| key.0.clone())
+            .uses
+            .values()
+            .filter(|u| u.live == 0 && (crowded || now.duration_since(u.last_used) >= ttl))
+            .map(|u| u.shared.clone())
             .collect();
         for labels in &gone {
             self.sets.remove(&**labels);
+            self.uses.remove(&address(labels));
             for (alive, value) in self.values.iter_mut().zip(capped(labels)) {
                 if let Some(n) = alive.get_mut(value) {
                     *n -= 1;
@@ -278,7 +290,7 @@ impl LabelRegistry {
 
     /// Label sets registered (in use or idle within `ttl`).
     pub fn sets_len(&self) -> usize {
-        self.sets.len()
+        self.uses.len()
     }
 
     /// Values alive for `label`.
@@ -296,6 +308,11 @@ fn capped(labels: &FlowLabels) -> [&str; CAPPED_LABELS.len()] {
         &labels.container,
         &labels.process,
     ]
+}
+
+/// A shared set's address: its identity while the registry holds it.
+fn address(labels: &SharedLabels) -> usize {
+    Arc::as_ptr(labels) as usize
 }
 
 /// Where `label` is in `CAPPED_LABELS`.

@@ -251,11 +251,12 @@ impl FlowLog {
             row.bytes_received = row.bytes_received.saturating_add(flow.bytes_received);
             if inner.recent.len() == RECENT_FLOWS
                 && let Some(oldest) = inner.recent.pop_front()
+                && let Some(h) = inner.held.get_mut(&oldest)
             {
-                if let Some(h) = inner.held.get_mut(&oldest) {
-                    h.record = None;
+                h.record = None;
+                if !h.open {
+                    inner.held.remove(&oldest);
                 }
-                inner.release_if_done(oldest);
             }
             inner.recent.push_back(flow.cookie);
             let open = !matches!(flow.state, FlowState::Closed | FlowState::Failed);
@@ -294,7 +295,9 @@ impl FlowLog {
             let state = change.state();
             let key = held.key.clone();
             held.open = !matches!(state, FlowState::Closed | FlowState::Failed);
-            inner.release_if_done(cookie);
+            if held.record.is_none() && !held.open {
+                inner.held.remove(&cookie);
+            }
             let row = summary_row(&mut inner.summary, &key);
             row.last_seen_unix_ms = row.last_seen_unix_ms.max(crate::flows::record::unix_ms());
             match state {
