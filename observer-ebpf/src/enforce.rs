@@ -6,11 +6,13 @@
 //! a process it has not judged yet has its first bytes held (dropped; TCP
 //! sends them again after its retransmission timer) while it is asked.
 //! With `ENFORCE` off these programs read one global and return.
+use core::ffi::c_void;
+
 use aya_ebpf::{
     EbpfContext as _, Global,
     helpers::generated::{
-        bpf_get_current_cgroup_id, bpf_get_socket_cookie, bpf_ktime_get_ns, bpf_skb_cgroup_id,
-        bpf_skb_load_bytes,
+        bpf_get_current_cgroup_id, bpf_get_socket_cookie, bpf_ktime_get_ns, bpf_loop,
+        bpf_skb_cgroup_id, bpf_skb_load_bytes,
     },
     macros::map,
     maps::{HashMap, LpmTrie, LruHashMap, lpm_trie::Key},
@@ -145,7 +147,6 @@ fn names_model_endpoint(ctx: &SkBuffContext, payload_off: usize, total: u32) -> 
     let Some((name_off, name_len)) = server_name(ctx, payload_off, total) else {
         return false;
     };
-    let mut name = [0u8; SNI_MAX];
     if name_len == 0 || name_len as usize > SNI_MAX {
         return false;
     }
@@ -154,41 +155,81 @@ fn names_model_endpoint(ctx: &SkBuffContext, payload_off: usize, total: u32) -> 
     // SAFETY: volatile read of a local.
     let len = unsafe { core::ptr::read_volatile(&name_len) };
     let len = (len.wrapping_sub(1) & (SNI_MAX as u32 - 1)) + 1;
-    // SAFETY: `name` holds SNI_MAX bytes and `len` is at most that.
-    let ret =
-        unsafe { bpf_skb_load_bytes(ctx.as_ptr(), name_off as u32, name.as_mut_ptr().cast(), len) };
+    let mut walk = Walk {
+        name: [0u8; SNI_MAX],
+        start: 0,
+        end: u64::from(len),
+        hash: NAME_HASH_SEED,
+        deny: 0,
+    };
+    // SAFETY: `walk.name` holds SNI_MAX bytes and `len` is at most that.
+    let ret = unsafe {
+        bpf_skb_load_bytes(
+            ctx.as_ptr(),
+            name_off as u32,
+            walk.name.as_mut_ptr().cast(),
+            len,
+        )
+    };
     if ret != 0 {
         return false;
     }
-    let mut end = len as usize;
-    if name[(end - 1) & (SNI_MAX - 1)] == b'.' {
-        end -= 1;
+    if walk.name[(len as usize - 1) & (SNI_MAX - 1)] == b'.' {
+        walk.end -= 1;
     }
-    let mut hash = NAME_HASH_SEED;
-    let mut deny = false;
-    for k in 0..SNI_MAX {
-        if k >= end {
-            break;
-        }
-        let byte = name[(end - 1 - k) & (SNI_MAX - 1)];
-        if byte == b'.' {
-            // SAFETY: the value is copied out at once.
-            if let Some(&bits) = unsafe { DENY_NAMES.get(&hash) } {
-                if bits & NAME_SUFFIX_DENY != 0 {
-                    deny = true;
-                } else if bits & NAME_SUFFIX_ALLOW != 0 {
-                    deny = false;
-                }
-            }
-        }
-        hash = name_hash_step(hash, byte);
+    // SAFETY: `walk_step` takes the `Walk` on this stack, as passed.
+    unsafe {
+        bpf_loop(
+            SNI_MAX as u32,
+            walk_step as *const () as *mut c_void,
+            (&raw mut walk).cast(),
+            0,
+        );
     }
     // SAFETY: the value is copied out at once.
-    match unsafe { DENY_NAMES.get(&hash) }.copied() {
+    match unsafe { DENY_NAMES.get(&walk.hash) }.copied() {
         Some(bits) if bits & NAME_EXACT_DENY != 0 => true,
         Some(bits) if bits & NAME_EXACT_ALLOW != 0 => false,
-        _ => deny,
+        _ => walk.deny != 0,
     }
+}
+
+/// The walk over a host name from its end, as `bpf_loop` steps it: the
+/// verifier checks one step, not each of `SNI_MAX` (walked inline, the
+/// name made the program too complex for 6.1's verifier).
+#[repr(C)]
+struct Walk {
+    name: [u8; SNI_MAX],
+    /// The name is `name[start..end]`.
+    start: u64,
+    end: u64,
+    hash: u64,
+    /// 1 when the longest suffix matched so far is a model endpoint's.
+    deny: u64,
+}
+
+/// Byte `k` from the name's end: at each label boundary the suffix so far
+/// is looked up. Returns 1 (stop) past the name's start.
+extern "C" fn walk_step(k: u64, ctx: *mut c_void) -> i64 {
+    // SAFETY: `ctx` is the `Walk` the caller passed to `bpf_loop`.
+    let w = unsafe { &mut *ctx.cast::<Walk>() };
+    let k = k & (SNI_MAX as u64 - 1);
+    if w.start + k >= w.end {
+        return 1;
+    }
+    let byte = w.name[((w.end - 1 - k) & (SNI_MAX as u64 - 1)) as usize];
+    if byte == b'.' {
+        // SAFETY: the value is copied out at once.
+        if let Some(&bits) = unsafe { DENY_NAMES.get(&w.hash) } {
+            if bits & NAME_SUFFIX_DENY != 0 {
+                w.deny = 1;
+            } else if bits & NAME_SUFFIX_ALLOW != 0 {
+                w.deny = 0;
+            }
+        }
+    }
+    w.hash = name_hash_step(w.hash, byte);
+    0
 }
 
 const TLS_HANDSHAKE: u8 = 0x16;
