@@ -376,6 +376,10 @@ pub const POLICY_ENTRIES: u32 = 16384;
 pub const SNI_MAX: usize = 256;
 /// TLS extensions the kernel walks looking for `server_name`.
 pub const TLS_EXTENSIONS_MAX: u32 = 32;
+/// Bytes of an HTTP/1.x request head the kernel scans for its `Host`
+/// header (in the first segment only), in chunks of `HTTP_SCAN_CHUNK`.
+pub const HTTP_HOST_SCAN_MAX: usize = 1024;
+pub const HTTP_SCAN_CHUNK: usize = 64;
 
 /// Bits of a `DENY_NAMES` value. A name is matched from its last label
 /// backwards: every suffix at a label boundary, then the whole name; the

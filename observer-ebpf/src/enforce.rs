@@ -1,12 +1,16 @@
 //! `--enforce deny`: a model endpoint is reached directly only by processes
 //! userspace allowed. Two places decide, both on the client's own socket:
 //! `connect()` to an address of a user's provider rule, or one only a denied
-//! name's DNS answer gave the cgroup (refused at once), and the first segment a connection sends (its ClientHello's server
-//! name, matched against `DENY_NAMES`). Only userspace knows workloads, so
+//! name's DNS answer gave the cgroup (refused at once), and the first
+//! segment a connection sends (its ClientHello's server name, or its HTTP
+//! request head's `Host`, matched against `DENY_NAMES`). Only userspace knows workloads, so
 //! a process it has not judged yet has its first bytes held (dropped; TCP
 //! sends them again after its retransmission timer) while it is asked.
 //! With `ENFORCE` off these programs read one global and return.
-use core::ffi::c_void;
+use core::{
+    ffi::c_void,
+    ptr::{read_volatile, write_volatile},
+};
 
 use aya_ebpf::{
     EbpfContext as _, Global,
@@ -15,15 +19,16 @@ use aya_ebpf::{
         bpf_skb_cgroup_id, bpf_skb_load_bytes,
     },
     macros::map,
-    maps::{HashMap, LpmTrie, LruHashMap, lpm_trie::Key},
+    maps::{HashMap, LpmTrie, LruHashMap, PerCpuArray, lpm_trie::Key},
     programs::SkBuffContext,
 };
 use observer_common::{
     ADDR_DENY, ADDR_RULES_MAX, AF_INET, AF_INET6, AddrKey, AddrRuleValue, DENY_ADDRS_MAX,
     DENY_NAMES_MAX, DROP_ENFORCE, ENFORCE_DENIED, ENFORCE_DENY, ENFORCE_HELD, EVENT_ENFORCE,
-    EnforceEvent, NAME_EXACT_ALLOW, NAME_EXACT_DENY, NAME_HASH_SEED, NAME_SUFFIX_ALLOW,
-    NAME_SUFFIX_DENY, POLICY_ENTRIES, POLICY_MAY_DIRECT, POLICY_NOT_DIRECT, PolicyKey, SNI_MAX,
-    SOCK_DENIED, SOCK_ENFORCE_DONE, SOCK_HELD, SockState, TLS_EXTENSIONS_MAX, name_hash_step,
+    EnforceEvent, HTTP_HOST_SCAN_MAX, HTTP_SCAN_CHUNK, NAME_EXACT_ALLOW, NAME_EXACT_DENY,
+    NAME_HASH_SEED, NAME_SUFFIX_ALLOW, NAME_SUFFIX_DENY, POLICY_ENTRIES, POLICY_MAY_DIRECT,
+    POLICY_NOT_DIRECT, PolicyKey, SNI_MAX, SOCK_DENIED, SOCK_ENFORCE_DONE, SOCK_HELD, SockState,
+    TLS_EXTENSIONS_MAX, name_hash_step,
 };
 
 use crate::maps::{EVENTS, count_drop, submit_flags};
@@ -108,9 +113,18 @@ pub fn first_bytes(
     if state.flags & SOCK_DENIED != 0 {
         return FirstBytes::Drop;
     }
-    if !names_model_endpoint(ctx, payload_off, total) || gateway_address(ctx) {
-        state.flags |= SOCK_ENFORCE_DONE;
-        return FirstBytes::Pass;
+    match names_model_endpoint(ctx, payload_off, total) {
+        // Sent again after TCP's retransmission timer, and decided then.
+        Named::Unsure => return FirstBytes::Drop,
+        Named::Other => {
+            state.flags |= SOCK_ENFORCE_DONE;
+            return FirstBytes::Pass;
+        }
+        Named::ModelEndpoint if gateway_address(ctx) => {
+            state.flags |= SOCK_ENFORCE_DONE;
+            return FirstBytes::Pass;
+        }
+        Named::ModelEndpoint => {}
     }
     // SAFETY: helper call on the program's own context.
     let cgroup_id = unsafe { bpf_skb_cgroup_id(ctx.skb.skb) };
@@ -140,65 +154,153 @@ pub fn first_bytes(
     }
 }
 
-/// True when the segment is a ClientHello whose server name is a model
-/// endpoint in `DENY_NAMES` (the most specific pattern decides).
+/// What a first segment names.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Named {
+    /// No model endpoint (or no name the kernel can read).
+    Other,
+    ModelEndpoint,
+    /// Another run on this CPU used the scratch meanwhile: not decided.
+    Unsure,
+}
+
+/// Per-CPU scratch for the name walk: a 256-byte name does not fit on the
+/// BPF stack beside egress's own state and the `bpf_loop` frames (6.1
+/// counts them all against 512 bytes). A softirq or a preempting task on
+/// the same CPU can run a program that uses it too, so each use stamps a
+/// token and trusts its result only if the token is still there.
+#[map]
+static SCRATCH: PerCpuArray<Walk> = PerCpuArray::with_max_entries(1, 0);
+
+/// Whether the segment names a model endpoint in `DENY_NAMES` (the most
+/// specific pattern decides): a ClientHello by its server name, an
+/// HTTP/1.x request head (plain HTTP, or a `CONNECT` to a forward proxy)
+/// by its `Host` header.
 #[inline(always)]
-fn names_model_endpoint(ctx: &SkBuffContext, payload_off: usize, total: u32) -> bool {
-    let Some((name_off, name_len)) = server_name(ctx, payload_off, total) else {
+fn names_model_endpoint(ctx: &SkBuffContext, payload_off: usize, total: u32) -> Named {
+    let Ok(first) = ctx.load::<u8>(payload_off) else {
+        return Named::Other;
+    };
+    let Some(w) = SCRATCH.get_ptr_mut(0) else {
+        return Named::Other;
+    };
+    // The scratch is only reached through raw pointers and volatile
+    // accesses: the `bpf_loop` steps and other runs on this CPU write it
+    // behind the compiler's back (a `&mut` would let it assume otherwise).
+    // SAFETY: this CPU's scratch, valid for the run; see `SCRATCH`.
+    let token = unsafe {
+        let token = read_volatile(&raw const (*w).owner).wrapping_add(1);
+        write_volatile(&raw mut (*w).owner, token);
+        token
+    };
+    let named = read_and_walk(ctx, w, first, payload_off, total);
+    // SAFETY: as above.
+    if unsafe { read_volatile(&raw const (*w).owner) } != token {
+        return Named::Unsure;
+    }
+    if named {
+        Named::ModelEndpoint
+    } else {
+        Named::Other
+    }
+}
+
+#[inline(always)]
+fn read_and_walk(ctx: &SkBuffContext, w: *mut Walk, first: u8, p: usize, total: u32) -> bool {
+    let http = first != TLS_HANDSHAKE;
+    let found = if !http {
+        server_name(ctx, p, total)
+    } else if first.is_ascii_uppercase() {
+        http_host(ctx, w, p, total)
+    } else {
+        None // neither a ClientHello nor a request line (methods are upper case)
+    };
+    let Some((name_off, name_len)) = found else {
         return false;
     };
-    if name_len == 0 || name_len as usize > SNI_MAX {
+    // A Host value is read up to SNI_MAX bytes and cut at its end below.
+    if name_len == 0 || (!http && name_len as usize > SNI_MAX) {
         return false;
     }
     // The verifier must see 1..=SNI_MAX: launder, then mask (identity on
     // that range, SNI_MAX being a power of two).
     // SAFETY: volatile read of a local.
-    let len = unsafe { core::ptr::read_volatile(&name_len) };
+    let len = unsafe { core::ptr::read_volatile(&name_len.min(SNI_MAX as u32)) };
     let len = (len.wrapping_sub(1) & (SNI_MAX as u32 - 1)) + 1;
-    let mut walk = Walk {
-        name: [0u8; SNI_MAX],
-        start: 0,
-        end: u64::from(len),
-        hash: NAME_HASH_SEED,
-        deny: 0,
-    };
-    // SAFETY: `walk.name` holds SNI_MAX bytes and `len` is at most that.
-    let ret = unsafe {
-        bpf_skb_load_bytes(
-            ctx.as_ptr(),
-            name_off as u32,
-            walk.name.as_mut_ptr().cast(),
-            len,
-        )
-    };
+    // SAFETY (this block and below): `w` is this CPU's scratch, valid for
+    // the run; `name` holds SNI_MAX bytes and `len` is at most that.
+    let name = unsafe { &raw mut (*w).name };
+    let ret = unsafe { bpf_skb_load_bytes(ctx.as_ptr(), name_off as u32, name.cast(), len) };
     if ret != 0 {
         return false;
     }
-    if walk.name[(len as usize - 1) & (SNI_MAX - 1)] == b'.' {
-        walk.end -= 1;
+    // SAFETY: as above.
+    let end = unsafe {
+        if http {
+            // The value: after at most two leading blanks, up to the port,
+            // a blank or the line's end (found by `value_step`; 0 when the
+            // line does not end within the bytes read).
+            let blank = |b: u8| b == b' ' || b == b'\t';
+            let (b0, b1) = ((*name)[0], (*name)[1]);
+            let start = u64::from(blank(b0)) + u64::from(blank(b0) && blank(b1));
+            write_volatile(&raw mut (*w).start, start);
+            write_volatile(&raw mut (*w).limit, u64::from(len));
+            write_volatile(&raw mut (*w).end, 0);
+            bpf_loop(
+                SNI_MAX as u32,
+                value_step as *const () as *mut c_void,
+                core::ptr::null_mut(),
+                0,
+            );
+        } else {
+            write_volatile(&raw mut (*w).start, 0);
+            write_volatile(&raw mut (*w).end, u64::from(len));
+        }
+        read_volatile(&raw const (*w).end)
+    };
+    if end == 0 {
+        return false;
     }
-    // SAFETY: `walk_step` takes the `Walk` on this stack, as passed.
+    // 1..=SNI_MAX: `host_value` ends a value after its first byte.
+    let last = (end.wrapping_sub(1) & (SNI_MAX as u64 - 1)) as usize;
+    // SAFETY: as above.
+    unsafe {
+        if read_volatile(&raw const (*w).name[last]) == b'.' {
+            write_volatile(&raw mut (*w).end, end - 1);
+        }
+        write_volatile(&raw mut (*w).hash, NAME_HASH_SEED);
+        write_volatile(&raw mut (*w).deny, 0);
+    }
+    // SAFETY: `walk_step` reads this CPU's scratch; it takes no context.
     unsafe {
         bpf_loop(
             SNI_MAX as u32,
             walk_step as *const () as *mut c_void,
-            (&raw mut walk).cast(),
+            core::ptr::null_mut(),
             0,
         );
     }
+    // SAFETY: as above; the steps wrote these.
+    let (hash, deny) = unsafe {
+        (
+            read_volatile(&raw const (*w).hash),
+            read_volatile(&raw const (*w).deny),
+        )
+    };
     // SAFETY: the value is copied out at once.
-    match unsafe { DENY_NAMES.get(&walk.hash) }.copied() {
+    match unsafe { DENY_NAMES.get(&hash) }.copied() {
         Some(bits) if bits & NAME_EXACT_DENY != 0 => true,
         Some(bits) if bits & NAME_EXACT_ALLOW != 0 => false,
-        _ => walk.deny != 0,
+        _ => deny != 0,
     }
 }
 
 /// The walk over a host name from its end, as `bpf_loop` steps it: the
 /// verifier checks one step, not each of `SNI_MAX` (walked inline, the
-/// name made the program too complex for 6.1's verifier).
+/// name made the program too complex for 6.1's verifier). The `Host` scan
+/// uses `name` for its chunks before the name is read.
 #[repr(C)]
-struct Walk {
+pub struct Walk {
     name: [u8; SNI_MAX],
     /// The name is `name[start..end]`.
     start: u64,
@@ -206,13 +308,25 @@ struct Walk {
     hash: u64,
     /// 1 when the longest suffix matched so far is a model endpoint's.
     deny: u64,
+    /// The `Host` scan: the head's offset in the packet and how many of
+    /// its bytes to scan, the last six bytes seen (lower-cased), and the
+    /// offset of the `Host` value from the head (0 while not found).
+    head: u64,
+    limit: u64,
+    window: u64,
+    found: u64,
+    /// The token of the run using this scratch (see `SCRATCH`).
+    owner: u64,
 }
 
 /// Byte `k` from the name's end: at each label boundary the suffix so far
 /// is looked up. Returns 1 (stop) past the name's start.
-extern "C" fn walk_step(k: u64, ctx: *mut c_void) -> i64 {
-    // SAFETY: `ctx` is the `Walk` the caller passed to `bpf_loop`.
-    let w = unsafe { &mut *ctx.cast::<Walk>() };
+extern "C" fn walk_step(k: u64, _: *mut c_void) -> i64 {
+    let Some(w) = SCRATCH.get_ptr_mut(0) else {
+        return 1;
+    };
+    // SAFETY: this CPU's scratch, valid for the run.
+    let w = unsafe { &mut *w };
     let k = k & (SNI_MAX as u64 - 1);
     if w.start + k >= w.end {
         return 1;
@@ -229,6 +343,115 @@ extern "C" fn walk_step(k: u64, ctx: *mut c_void) -> i64 {
         }
     }
     w.hash = name_hash_step(w.hash, byte);
+    0
+}
+
+/// Byte `i` of a `Host` header's value (in `name`, `limit` bytes of it):
+/// the first blank, port or line end after `start` ends the host name
+/// there (`end`). Returns 1 (stop) at it or past the bytes read.
+extern "C" fn value_step(i: u64, _: *mut c_void) -> i64 {
+    let Some(w) = SCRATCH.get_ptr_mut(0) else {
+        return 1;
+    };
+    // SAFETY: this CPU's scratch, valid for the run.
+    let w = unsafe { &mut *w };
+    let i = i & (SNI_MAX as u64 - 1);
+    if i >= w.limit {
+        return 1;
+    }
+    let b = w.name[i as usize];
+    if i > w.start && matches!(b, b' ' | b'\t' | b'\r' | b'\n' | b':') {
+        w.end = i;
+        return 1;
+    }
+    0
+}
+
+/// `\nhost:` as the window of the last six bytes, lower-cased, holds it.
+const HOST_HEADER: u64 = u64::from_be_bytes([0, 0, b'\n', b'h', b'o', b's', b't', b':']);
+const WINDOW_MASK: u64 = 0xffff_ffff_ffff;
+const _: () = assert!(
+    HTTP_HOST_SCAN_MAX.is_power_of_two() && HTTP_SCAN_CHUNK.is_power_of_two(),
+    "the scan's masks need powers of two"
+);
+
+/// The `Host` scan's context on the stack: the program's `__sk_buff`.
+#[repr(C)]
+struct ScanCtx {
+    skb: *mut c_void,
+}
+
+/// Offset of the `Host` header's value in an HTTP/1.x request head that
+/// starts this segment (found in its first `HTTP_HOST_SCAN_MAX` bytes),
+/// and how many bytes of the segment follow it.
+#[inline(always)]
+fn http_host(ctx: &SkBuffContext, w: *mut Walk, p: usize, total: u32) -> Option<(usize, u32)> {
+    // SAFETY: `w` is this CPU's scratch, valid for the run.
+    unsafe {
+        write_volatile(&raw mut (*w).head, p as u64);
+        write_volatile(
+            &raw mut (*w).limit,
+            u64::from(total).min(HTTP_HOST_SCAN_MAX as u64),
+        );
+        write_volatile(&raw mut (*w).window, 0);
+        write_volatile(&raw mut (*w).found, 0);
+    }
+    let mut scan = ScanCtx { skb: ctx.as_ptr() };
+    // SAFETY: `scan_step` takes the `ScanCtx` on this stack, as passed.
+    unsafe {
+        bpf_loop(
+            HTTP_HOST_SCAN_MAX as u32,
+            scan_step as *const () as *mut c_void,
+            (&raw mut scan).cast(),
+            0,
+        );
+    }
+    // SAFETY: as above; the steps wrote it.
+    let found = unsafe { read_volatile(&raw const (*w).found) } as u32;
+    (found != 0 && found <= total).then(|| (p + found as usize, total - found))
+}
+
+/// Byte `j` of the head (its chunk loaded into `name` at the chunk's
+/// first byte): the window moves on by it. Returns 1 (stop) once `Host:`
+/// is found or the head is over. One byte a step, so the verifier checks
+/// one small step (a loop inside a step is checked once per way out).
+extern "C" fn scan_step(j: u64, ctx: *mut c_void) -> i64 {
+    // SAFETY: `ctx` is the `ScanCtx` the caller passed to `bpf_loop`.
+    let skb = unsafe { (*ctx.cast::<ScanCtx>()).skb };
+    let Some(w) = SCRATCH.get_ptr_mut(0) else {
+        return 1;
+    };
+    // SAFETY: this CPU's scratch, valid for the run.
+    let w = unsafe { &mut *w };
+    let j = j & (HTTP_HOST_SCAN_MAX as u64 - 1);
+    if j >= w.limit {
+        return 1;
+    }
+    let at = j & (HTTP_SCAN_CHUNK as u64 - 1);
+    if at == 0 {
+        // 1..=HTTP_SCAN_CHUNK for the verifier (identity on that range).
+        let n =
+            (((w.limit - j).min(HTTP_SCAN_CHUNK as u64) - 1) & (HTTP_SCAN_CHUNK as u64 - 1)) + 1;
+        // SAFETY: `name` holds more than HTTP_SCAN_CHUNK bytes and `n` is
+        // at most that.
+        let ret = unsafe {
+            bpf_skb_load_bytes(
+                skb,
+                (w.head + j) as u32,
+                w.name.as_mut_ptr().cast(),
+                n as u32,
+            )
+        };
+        if ret != 0 {
+            return 1;
+        }
+    }
+    let b = w.name[at as usize];
+    w.window = ((w.window << 8) | u64::from(b.to_ascii_lowercase())) & WINDOW_MASK;
+    if w.window == HOST_HEADER {
+        w.found = j + 1;
+        return 1;
+    }
     0
 }
 

@@ -6,6 +6,7 @@ soon it saw it.
   enforce_client.py sdk BASE_URL COMM [N]      the openai SDK, chat N times (1)
   enforce_client.py sdk-key BASE_URL COMM KEY  the openai SDK with KEY, chat once
   enforce_client.py tls ADDR NAME [NAME ...]   TLS to ADDR:443 with each SNI
+  enforce_client.py http ADDR:PORT NAME [...]  plain HTTP to ADDR:PORT, Host NAME
 
 `COMM` renames the process first (its comm is what --gateway-workload
 process= and --allow-direct process= match). The CA is in $CERT.
@@ -63,6 +64,27 @@ def tls(addr: str, name: str) -> str:
         return type(e).__name__
 
 
+def http(target: str, name: str) -> str:
+    addr, port = target.rsplit(":", 1)
+    body = b'{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}'
+    head = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nHost: {name}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    )
+    try:
+        with socket.create_connection((addr, int(port)), timeout=30) as s:
+            s.sendall(head.encode() + body)
+            answer = s.recv(100)
+            if not answer:
+                return "closed"
+            return "ok" if answer.startswith(b"HTTP/1.") else "bad-answer"
+    except OSError as e:
+        if e.errno:
+            return errno.errorcode.get(e.errno, type(e).__name__)
+        return type(e).__name__
+
+
 def timed(call) -> None:
     start = time.monotonic()
     out = call()
@@ -91,6 +113,9 @@ def main() -> None:
     elif mode == "tls":
         for name in sys.argv[3:]:
             timed(lambda: tls(sys.argv[2], name))
+    elif mode == "http":
+        for name in sys.argv[3:]:
+            timed(lambda: http(sys.argv[2], name))
     else:
         sys.exit(f"unknown mode {mode}")
 

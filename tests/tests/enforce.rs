@@ -219,6 +219,47 @@ fn a_hard_coded_address_is_stopped_at_its_first_bytes_and_refused_at_connect_aft
 }
 
 #[test]
+fn an_http_host_naming_a_model_endpoint_is_stopped_before_it_leaves() {
+    if !privileged() {
+        return;
+    }
+    // Plain HTTP to the provider's address, no DNS: only the request
+    // head's Host names where it goes (as through a forward proxy).
+    let lab = NamingLab::start(&["--enforce", "deny"]);
+    let target = format!("{}:{}", lab::OPENAI.1, lab::HTTP_GATEWAY_PORT);
+    let out = calls(
+        &lab,
+        &["http", &target, lab::NON_AI.0, lab::OPENAI.0, lab::OPENAI.0],
+    );
+    assert_eq!(out.len(), 3, "{out:?}");
+    assert_eq!(out[0].0, "ok", "a non-AI Host passes: {out:?}");
+    for (what, secs) in &out[1..] {
+        // The server would have answered at once: no answer means the
+        // request never reached it.
+        assert_ne!(what, "ok", "the request reached the server: {out:?}");
+        assert_ne!(
+            what, "bad-answer",
+            "the request reached the server: {out:?}"
+        );
+        assert!(
+            *secs < 1.0,
+            "the client learned it was stopped after {secs} s: {out:?}\n{}",
+            tests::hardening::tail(&lab.gw.log(), 40)
+        );
+    }
+    denied(
+        &lab,
+        &[
+            ("stage", "first_bytes"),
+            ("mode", "deny"),
+            ("provider", "openai"),
+            ("route", "direct"),
+        ],
+        2.0,
+    );
+}
+
+#[test]
 fn audit_counts_what_deny_would_stop_and_stops_nothing() {
     if !privileged() {
         return;

@@ -45,9 +45,9 @@ const INIT_STARTED: &str = "GATEWATCH-INIT: started";
 const BOOT_ATTEMPTS: u32 = 2;
 /// Whole boot, checks and power-off. A boot takes a few seconds under KVM
 /// and about ten under TCG; the guest gives up by itself 480 s after /init
-/// starts (6.1 under TCG: its verifier's whole budget twice, for
-/// --tls-probes' long copy and for --enforce deny's first-bytes check), so
-/// these only catch a kernel that never gets there.
+/// starts (6.1 under TCG spends its verifier's whole budget on
+/// --tls-probes' long copy before the short variant loads), so these only
+/// catch a kernel that never gets there.
 const BOOT_TIMEOUT_KVM: Duration = Duration::from_secs(540);
 const BOOT_TIMEOUT_TCG: Duration = Duration::from_secs(540);
 const GUEST_MEMORY: &str = "512M";

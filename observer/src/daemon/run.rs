@@ -280,16 +280,16 @@ impl Pipeline {
 }
 
 /// `--enforce deny` adds a check of each connection's first bytes to the
-/// egress program, which some kernels' verifiers reject as too complex
-/// (6.1 does; 6.12 and later accept it): say so, and what to run instead.
+/// egress program, which a kernel's verifier could reject as too complex
+/// (6.1, 6.12 and 6.18 accept it): say so, and what to run instead.
 fn too_complex_for_this_kernel(e: LoadError, enforce: EnforceMode) -> anyhow::Error {
     let too_large = matches!(&e, LoadError::Verifier { error, log, .. }
         if error.contains("Argument list too long") || log.contains("too large"));
     if enforce == EnforceMode::Deny && too_large {
         anyhow::Error::new(e).context(
             "--enforce deny: this kernel's BPF verifier rejects the first-bytes check as too \
-             complex (it loads on Linux 6.12 and later; 6.1 rejects it). Run --enforce audit \
-             on this node, or upgrade its kernel",
+             complex (it loads on Linux 6.1, 6.12 and 6.18). Run --enforce audit on this node, \
+             or upgrade its kernel",
         )
     } else {
         e.into()

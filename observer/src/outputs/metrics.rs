@@ -226,7 +226,7 @@ impl Metrics {
             denied: counter(
                 &r,
                 "gatewatch_denied_total",
-                "Direct model calls the --enforce policy forbade, by stage (connect: refused with EPERM; first_bytes: ClientHello dropped and socket ended) and mode (deny: stopped; audit: only counted).",
+                "Direct model calls the --enforce policy forbade, by stage (connect: refused with EPERM; first_bytes: ClientHello or HTTP request head dropped and socket ended) and mode (deny: stopped; audit: only counted).",
                 &[&["stage", "mode"], FLOW_LABELS.as_slice()].concat(),
             ),
             enforce_errors: counter(
