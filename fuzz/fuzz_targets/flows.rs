@@ -91,7 +91,7 @@ fn table(
         tls_call_copy_max: observer::inspection::connection::CALL_COPY_MAX,
     };
     let classifier = Classifier::new(Vec::new(), Catalog::builtin().clone(), Vec::new(), false);
-    let identify: Identify = Box::new(|_, _, _| WorkloadInfo::default());
+    let identify: Identify = Box::new(|_, _, _| WorkloadInfo::default().into());
     Ok(FlowTable::new(
         settings,
         classifier,
