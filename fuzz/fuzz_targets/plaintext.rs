@@ -33,8 +33,16 @@ fuzz_target!(|data: &[u8]| {
         }
         let len = usize::from(control >> 1).min(tail.len());
         let (piece, tail) = tail.split_at(len);
-        let side = if control & 1 == 0 { Side::Client } else { Side::Server };
-        let off = if side == Side::Client { &mut out_off } else { &mut in_off };
+        let side = if control & 1 == 0 {
+            Side::Client
+        } else {
+            Side::Server
+        };
+        let off = if side == Side::Client {
+            &mut out_off
+        } else {
+            &mut in_off
+        };
         // Each piece is its own call unless a gap made it a later chunk.
         let total = off.saturating_add(len as u32);
         ex.chunk(side, *off, total, piece, 0);
