@@ -375,7 +375,39 @@ impl Gatewatch {
 
     /// As [`Gatewatch::start`], with extra environment variables.
     pub fn start_with_env(cgroup: &TestCgroup, args: &[&str], env: &[(&str, &str)]) -> Self {
-        Self::spawn(None, cgroup, args, env)
+        Self::spawn(Command::new(gatewatch_bin()), None, cgroup, args, env)
+    }
+
+    /// As [`Gatewatch::start`], in a mount namespace of its own where
+    /// tracefs is not mounted, as on a host whose init does not mount it.
+    pub fn start_without_tracefs(cgroup: &TestCgroup, args: &[&str]) -> Self {
+        let mut cmd = Command::new(gatewatch_bin());
+        // SAFETY: only syscalls on constant strings.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::unshare(libc::CLONE_NEWNS) != 0
+                    || libc::mount(
+                        std::ptr::null(),
+                        c"/".as_ptr(),
+                        std::ptr::null(),
+                        libc::MS_REC | libc::MS_SLAVE,
+                        std::ptr::null(),
+                    ) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // Not mounted (EINVAL) or absent (ENOENT) is what we want.
+                for dir in [
+                    c"/sys/kernel/tracing",
+                    c"/sys/kernel/debug/tracing",
+                    c"/sys/kernel/debug",
+                ] {
+                    while libc::umount2(dir.as_ptr(), libc::MNT_DETACH) == 0 {}
+                }
+                Ok(())
+            });
+        }
+        Self::spawn(cmd, None, cgroup, args, &[])
     }
 
     /// As [`Gatewatch::start_with_env`], run inside `netns` with its /etc
@@ -388,10 +420,19 @@ impl Gatewatch {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Self {
-        Self::spawn(Some(netns), cgroup, args, env)
+        Self::spawn(
+            netns.command_keeping_sys(gatewatch_bin()),
+            Some(netns),
+            cgroup,
+            args,
+            env,
+        )
     }
 
+    /// Starts `cmd` (gatewatch, in whatever namespaces it sets up) with
+    /// the tests' options and waits until it is ready.
     fn spawn(
+        mut cmd: Command,
         netns: Option<&Netns>,
         cgroup: &TestCgroup,
         args: &[&str],
@@ -400,10 +441,6 @@ impl Gatewatch {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
         let log = std::env::temp_dir().join(format!("{}.log", unique("log")));
         let log_file = std::fs::File::create(&log).expect("create log file");
-        let mut cmd = match netns {
-            Some(ns) => ns.command_keeping_sys(gatewatch_bin()),
-            None => Command::new(gatewatch_bin()),
-        };
         let child = cmd
             .arg("run")
             .arg("--cgroup")

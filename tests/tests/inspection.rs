@@ -3,6 +3,7 @@
 //! against the lab's TLS peer in a network namespace made by the test,
 //! which answers OpenAI-shaped JSON and server-sent events with usage.
 use tests::{
+    Gatewatch, TestCgroup,
     lab::{self, NamingLab},
     privileged,
 };
@@ -259,6 +260,32 @@ fn tls_probes_are_off_by_default_and_connections_count_the_same() {
     });
     assert_eq!(m.sum(REQUESTS, &[]), 0.0, "{}", m.text);
     assert_eq!(m.sum("gatewatch_events_total", &[("kind", "tls_out")]), 0.0);
+}
+
+#[test]
+fn tls_probes_mount_tracefs_where_the_host_has_not() {
+    if !privileged() {
+        return;
+    }
+    let cgroup = TestCgroup::new("tracefs");
+    let gw = Gatewatch::start_without_tracefs(&cgroup, &["--tls-probes"]);
+    let log = gw.log();
+    assert!(
+        log.contains("tracefs was not mounted; mounted it at /sys/kernel/tracing"),
+        "gatewatch did not mount tracefs itself:\n{log}"
+    );
+    assert!(
+        log.contains("TLS library files probed") && !log.contains("--tls-probes: off"),
+        "--tls-probes did not come up on the tracefs it mounted:\n{log}"
+    );
+    let mounts = std::fs::read_to_string(format!("/proc/{}/mountinfo", gw.pid()))
+        .expect("read gatewatch's mountinfo");
+    assert!(
+        mounts
+            .lines()
+            .any(|l| l.contains(" /sys/kernel/tracing ") && l.contains(" - tracefs ")),
+        "no tracefs at /sys/kernel/tracing in gatewatch's mount namespace:\n{mounts}"
+    );
 }
 
 #[test]

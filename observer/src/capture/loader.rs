@@ -24,6 +24,7 @@ use super::{
     cgroup::{find_cgroup2_root, is_cgroup2},
     own_tgid::own_host_tgid,
     privileges::{missing_capabilities, raise_memlock_limit},
+    tracefs::{self, Tracefs},
 };
 
 /// The kernel programs, built by build.rs and embedded so the binary alone deploys.
@@ -85,6 +86,8 @@ pub enum LoadError {
         error: String,
         log: String,
     },
+    #[error(transparent)]
+    Tracefs(#[from] tracefs::MountError),
     #[error("{action} failed: {source}")]
     Other {
         action: String,
@@ -378,6 +381,13 @@ const TLS_SEND_SYSCALLS: [&str; 4] = [
 /// later), in the variant this kernel's verifier accepts, and attaches the
 /// tracepoints that join descriptors and sessions to sockets.
 fn load_tls(ebpf: &mut Ebpf) -> Result<TlsPrograms, LoadError> {
+    match tracefs::ensure_mounted()? {
+        Tracefs::Found(dir) => log::debug!("--tls-probes: tracefs at {}", dir.display()),
+        Tracefs::Mounted(dir) => log::info!(
+            "--tls-probes: tracefs was not mounted; mounted it at {} for the syscall tracepoints",
+            dir.display()
+        ),
+    }
     let mut names: Vec<&str> = TLS_ENTRY_PROBES.iter().map(|(name, _)| *name).collect();
     names.dedup();
     names.push(GO_TLS_READ_PROBE);

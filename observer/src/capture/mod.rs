@@ -3,7 +3,7 @@
 //! [`privileges`] and [`cgroup`] check what attaching needs → [`loader`]
 //! loads the embedded programs (observer-ebpf) and attaches them to the
 //! cgroup v2 tree, and with `--tls-probes` [`tls_libs`] finds and probes
-//! TLS libraries → [`ring`] drains the one ring buffer they share and
+//! TLS libraries (their syscall tracepoints found through [`tracefs`]) → [`ring`] drains the one ring buffer they share and
 //! reads their drop counters → [`decode`] turns each record into a typed
 //! [`Event`].
 pub mod cgroup;
@@ -15,6 +15,7 @@ pub mod own_tgid;
 pub mod privileges;
 pub mod ring;
 pub mod tls_libs;
+pub mod tracefs;
 
 pub use cgroup::find_cgroup2_root;
 pub use decode::{

@@ -534,7 +534,7 @@ impl Report {
         );
         let tls = "Baseline: gatewatch on the bench cgroup with `--tls-probes=false`. With: the same with the probes on and `--provider` naming nginx, so every request's plaintext is copied, parsed and counted";
         let tls_other = "Baseline: gatewatch on the bench cgroup with `--tls-probes=false`. With: the probes on and nginx not named (non-AI traffic): every OpenSSL call still traps into the probes, nothing is copied after a connection's first call";
-        let deny = "Baseline: no gatewatch running. With: gatewatch attached at the cgroup v2 root with `--enforce deny` and no rule naming nginx, so every connection is non-AI traffic that passes the kernel's first-bytes check (its first segment is not a ClientHello naming a model endpoint); started before and stopped after each run";
+        let deny = "Baseline: no gatewatch running. With: gatewatch attached at the cgroup v2 root with `--enforce deny` and no rule naming nginx, so every connection is non-AI traffic that passes the kernel's first-bytes check (its first segment, an HTTP request head, is scanned in the kernel for a `Host` naming a model endpoint, and none does); started before and stopped after each run. The daemon sees `other` flows here, where the observing-only pairs name nginx with `--provider`, so the two are not the same userspace work";
         let d = &self.deployed;
         for (title, t, unit, what, setup) in [
             (

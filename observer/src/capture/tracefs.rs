@@ -1,0 +1,108 @@
+//! tracefs, where `--tls-probes` finds the `syscalls/sys_enter_*`
+//! tracepoints that join a TLS session to its socket.
+//!
+//! Most distributions' init mounts it at /sys/kernel/tracing; minimal
+//! hosts, VMs and some sandboxes do not, and aya then reports only
+//! "tracefs not found". gatewatch mounts it itself (root already holds
+//! CAP_SYS_ADMIN for the cgroup attach), as systemd would at boot, and
+//! leaves it mounted: another tool may start using it meanwhile.
+use std::{
+    ffi::CStr,
+    io,
+    path::{Path, PathBuf},
+};
+
+/// Where the kernel documents tracefs's mount point.
+const TRACEFS: &CStr = c"/sys/kernel/tracing";
+/// Where it appears under debugfs on older setups.
+const DEBUGFS_TRACING: &str = "/sys/kernel/debug/tracing";
+
+/// What [`ensure_mounted`] found or did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tracefs {
+    /// Already mounted there.
+    Found(PathBuf),
+    /// Not mounted anywhere aya looks: mounted here now.
+    Mounted(PathBuf),
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "tracefs is not mounted and mounting it at {path} failed ({source}): mount it with \
+     `mount -t tracefs tracefs /sys/kernel/tracing`, or in Kubernetes give the pod a hostPath \
+     of /sys/kernel/tracing"
+)]
+pub struct MountError {
+    path: PathBuf,
+    source: io::Error,
+}
+
+/// Makes tracefs reachable where aya looks for it (the same two places,
+/// in the same order), mounting it at /sys/kernel/tracing if neither is.
+/// Must run before aya's first tracepoint attach, which caches the answer.
+pub fn ensure_mounted() -> Result<Tracefs, MountError> {
+    let tracefs = Path::new(TRACEFS.to_str().expect("ASCII path"));
+    for dir in [tracefs, Path::new(DEBUGFS_TRACING)] {
+        if populated(dir) {
+            return Ok(Tracefs::Found(dir.to_owned()));
+        }
+    }
+    // SAFETY: NUL-terminated constant strings; no data argument.
+    let rc = unsafe {
+        libc::mount(
+            c"tracefs".as_ptr(),
+            TRACEFS.as_ptr(),
+            c"tracefs".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        return Err(MountError {
+            path: tracefs.to_owned(),
+            source: io::Error::last_os_error(),
+        });
+    }
+    Ok(Tracefs::Mounted(tracefs.to_owned()))
+}
+
+/// A mounted tracefs lists its files; its bare mount point is empty (the
+/// kernel makes /sys/kernel/tracing whether or not it is mounted).
+fn populated(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("gatewatch-tracefs-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        dir
+    }
+
+    #[test]
+    fn an_empty_mount_point_is_not_a_mounted_tracefs() {
+        let dir = temp_dir("empty");
+        assert!(!populated(&dir));
+        std::fs::remove_dir_all(&dir).expect("remove temp dir");
+    }
+
+    #[test]
+    fn a_missing_directory_is_not_a_mounted_tracefs() {
+        let dir = temp_dir("missing");
+        std::fs::remove_dir_all(&dir).expect("remove temp dir");
+        assert!(!populated(&dir));
+    }
+
+    #[test]
+    fn a_directory_with_entries_is_a_mounted_tracefs() {
+        let dir = temp_dir("full");
+        std::fs::create_dir(dir.join("events")).expect("create events");
+        assert!(populated(&dir));
+        std::fs::remove_dir_all(&dir).expect("remove temp dir");
+    }
+}
