@@ -11,7 +11,7 @@ const METHODS: [&str; 9] = [
 fuzz_target!(|data: &[u8]| {
     match parse_request(data) {
         Ok(req) => {
-            assert!(METHODS.contains(&req.method.as_str()), "{req:?}");
+            assert!(METHODS.contains(&req.method), "{req:?}");
             if let Some(host) = &req.host {
                 assert!(!host.is_empty() && !host.ends_with('.'), "{req:?}");
                 assert!(!host.bytes().any(|b| b.is_ascii_uppercase()), "{req:?}");

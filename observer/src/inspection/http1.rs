@@ -216,11 +216,12 @@ impl Stream {
     fn head(&mut self, data: &[u8], out: &mut impl FnMut(Part<'_>)) -> usize {
         let before = self.buf.len();
         self.buf.extend_from_slice(data);
-        let mut headers = [httparse::EMPTY_HEADER; HEADERS_MAX];
+        // Uninitialised: filling them first costs more than a typical head.
+        let mut headers = [const { std::mem::MaybeUninit::uninit() }; HEADERS_MAX];
         let parsed: Result<Option<(usize, Head, Body)>, httparse::Error> = match self.side {
             Side::Client => {
-                let mut req = httparse::Request::new(&mut headers);
-                match req.parse(&self.buf) {
+                let mut req = httparse::Request::new(&mut []);
+                match req.parse_with_uninit_headers(&self.buf, &mut headers) {
                     Ok(Status::Complete(len)) => {
                         let path = req.path.unwrap_or_default();
                         let head = Head::Request {
@@ -234,8 +235,12 @@ impl Stream {
                 }
             }
             Side::Server => {
-                let mut res = httparse::Response::new(&mut headers);
-                match res.parse(&self.buf) {
+                let mut res = httparse::Response::new(&mut []);
+                match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+                    &mut res,
+                    &self.buf,
+                    &mut headers,
+                ) {
                     Ok(Status::Complete(len)) => {
                         let status = res.code.unwrap_or_default();
                         let event_stream = header(res.headers, "content-type")

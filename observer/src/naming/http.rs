@@ -16,16 +16,28 @@
 //!   the host from the URI, which RFC 9112 §3.2.2 says wins over Host;
 //!   userinfo is dropped. CONNECT takes it from its `host:port` target and
 //!   keeps that target as `path`.
-use std::net::Ipv6Addr;
+use std::{borrow::Cow, mem::MaybeUninit, net::Ipv6Addr};
 
 use super::host::normalize_host;
 
+/// What a request head names. `method` and `path` borrow from the input
+/// where they can: naming needs only the host, so they cost no allocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Request {
-    pub method: String,
+pub struct Request<'a> {
+    pub method: &'static str,
     /// Host header without its port, lower-case.
     pub host: Option<String>,
-    pub path: String,
+    pub path: Cow<'a, str>,
+}
+
+impl Request<'_> {
+    fn into_owned(self) -> Request<'static> {
+        Request {
+            method: self.method,
+            host: self.host,
+            path: Cow::Owned(self.path.into_owned()),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -47,12 +59,14 @@ const METHODS: [&str; 9] = [
 /// many is no real client's request.
 const MAX_HEADERS: usize = 128;
 
-pub fn parse_request(bytes: &[u8]) -> Result<Request, HttpError> {
-    check_method(bytes)?;
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
-    match req.parse(bytes) {
-        Ok(httparse::Status::Complete(_)) => build(&req, true),
+pub fn parse_request(bytes: &[u8]) -> Result<Request<'_>, HttpError> {
+    let method = check_method(bytes)?;
+    // Uninitialised: filling 128 empty headers first cost more than
+    // parsing a typical head.
+    let mut headers = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    match req.parse_with_uninit_headers(bytes, &mut headers) {
+        Ok(httparse::Status::Complete(_)) => build(method, &req, true),
         Ok(httparse::Status::Partial) => {
             if req.version.is_none() {
                 return Err(HttpError::Incomplete); // request line cut short
@@ -68,10 +82,12 @@ pub fn parse_request(bytes: &[u8]) -> Result<Request, HttpError> {
                 }
             };
             head.extend_from_slice(b"\r\n");
-            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut req = httparse::Request::new(&mut headers);
-            match req.parse(&head) {
-                Ok(httparse::Status::Complete(_)) => build(&req, false),
+            let mut headers = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+            let mut req = httparse::Request::new(&mut []);
+            match req.parse_with_uninit_headers(&head, &mut headers) {
+                Ok(httparse::Status::Complete(_)) => {
+                    build(method, &req, false).map(Request::into_owned)
+                }
                 Ok(httparse::Status::Partial) => Err(HttpError::Incomplete),
                 Err(e) => Err(HttpError::Malformed(e.to_string())),
             }
@@ -81,8 +97,8 @@ pub fn parse_request(bytes: &[u8]) -> Result<Request, HttpError> {
 }
 
 /// The bytes must start with a known method and a space, after the empty
-/// lines RFC 9112 §2.2 lets a server skip.
-fn check_method(bytes: &[u8]) -> Result<(), HttpError> {
+/// lines RFC 9112 §2.2 lets a server skip. Returns that method.
+fn check_method(bytes: &[u8]) -> Result<&'static str, HttpError> {
     let start = bytes
         .iter()
         .position(|&b| b != b'\r' && b != b'\n')
@@ -91,11 +107,10 @@ fn check_method(bytes: &[u8]) -> Result<(), HttpError> {
     let token_len = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
     let token = &line[..token_len];
     if token_len < line.len() {
-        return if METHODS.iter().any(|m| m.as_bytes() == token) {
-            Ok(())
-        } else {
-            Err(HttpError::NotHttp)
-        };
+        return METHODS
+            .into_iter()
+            .find(|m| m.as_bytes() == token)
+            .ok_or(HttpError::NotHttp);
     }
     // No space yet: only a prefix of a method may still become one.
     if METHODS.iter().any(|m| m.as_bytes().starts_with(token)) {
@@ -105,9 +120,14 @@ fn check_method(bytes: &[u8]) -> Result<(), HttpError> {
     }
 }
 
+/// `method` is the one `check_method` found, which httparse read too.
 /// `complete`: the head was whole, so a missing Host is final.
-fn build(req: &httparse::Request<'_, '_>, complete: bool) -> Result<Request, HttpError> {
-    let (Some(method), Some(target)) = (req.method, req.path) else {
+fn build<'b>(
+    method: &'static str,
+    req: &httparse::Request<'_, 'b>,
+    complete: bool,
+) -> Result<Request<'b>, HttpError> {
+    let Some(target) = req.path else {
         return Err(HttpError::Incomplete);
     };
     let (uri_host, path) = split_target(method, target)?;
@@ -119,17 +139,16 @@ fn build(req: &httparse::Request<'_, '_>, complete: bool) -> Result<Request, Htt
         // The Host line may be in the part not captured yet.
         return Err(HttpError::Incomplete);
     }
-    Ok(Request {
-        method: method.to_owned(),
-        host,
-        path,
-    })
+    Ok(Request { method, host, path })
 }
 
 /// The host named by the request target, if any, and the path to report.
-fn split_target(method: &str, target: &str) -> Result<(Option<String>, String), HttpError> {
+fn split_target<'b>(
+    method: &str,
+    target: &'b str,
+) -> Result<(Option<String>, Cow<'b, str>), HttpError> {
     if method == "CONNECT" {
-        return Ok((host_of(target)?, target.to_owned()));
+        return Ok((host_of(target)?, target.into()));
     }
     let scheme = |s: &str| {
         target
@@ -144,7 +163,7 @@ fn split_target(method: &str, target: &str) -> Result<(Option<String>, String), 
         None
     };
     let Some(rest) = after_scheme else {
-        return Ok((None, strip_query(target).to_owned()));
+        return Ok((None, strip_query(target).into()));
     };
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, path) = rest.split_at(authority_end);
@@ -156,7 +175,7 @@ fn split_target(method: &str, target: &str) -> Result<(Option<String>, String), 
     }
     let path = strip_query(path);
     let path = if path.is_empty() { "/" } else { path };
-    Ok((host, path.to_owned()))
+    Ok((host, path.into()))
 }
 
 fn strip_query(target: &str) -> &str {
@@ -253,9 +272,9 @@ mod tests {
         "/fixtures/tls_curl_api_openai.bin"
     ));
 
-    fn request(method: &str, host: Option<&str>, path: &str) -> Request {
+    fn request<'a>(method: &'static str, host: Option<&str>, path: &'a str) -> Request<'a> {
         Request {
-            method: method.into(),
+            method,
             host: host.map(Into::into),
             path: path.into(),
         }
