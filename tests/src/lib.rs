@@ -265,15 +265,7 @@ impl Netns {
                         Err(std::io::Error::last_os_error())
                     }
                 };
-                check(libc::unshare(libc::CLONE_NEWNS))?;
-                // Our binds must not leak back to the host's mounts.
-                check(libc::mount(
-                    std::ptr::null(),
-                    c"/".as_ptr(),
-                    std::ptr::null(),
-                    libc::MS_REC | libc::MS_SLAVE,
-                    std::ptr::null(),
-                ))?;
+                own_mount_namespace()?;
                 for (from, to) in &binds {
                     check(libc::mount(
                         from.as_ptr(),
@@ -293,6 +285,30 @@ impl Netns {
     /// the calling thread), so its sockets reach the namespace's loopback.
     pub fn enter<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
         enter_netns(&self.name, f)
+    }
+}
+
+/// For a `pre_exec`: moves the child into a mount namespace of its own
+/// whose mounts and unmounts do not reach the host's.
+fn own_mount_namespace() -> std::io::Result<()> {
+    // SAFETY: plain syscalls on constant arguments.
+    let rc = unsafe {
+        if libc::unshare(libc::CLONE_NEWNS) != 0 {
+            -1
+        } else {
+            libc::mount(
+                std::ptr::null(),
+                c"/".as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_SLAVE,
+                std::ptr::null(),
+            )
+        }
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
 
@@ -385,17 +401,7 @@ impl Gatewatch {
         // SAFETY: only syscalls on constant strings.
         unsafe {
             cmd.pre_exec(|| {
-                if libc::unshare(libc::CLONE_NEWNS) != 0
-                    || libc::mount(
-                        std::ptr::null(),
-                        c"/".as_ptr(),
-                        std::ptr::null(),
-                        libc::MS_REC | libc::MS_SLAVE,
-                        std::ptr::null(),
-                    ) != 0
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
+                own_mount_namespace()?;
                 // Not mounted (EINVAL) or absent (ENOENT) is what we want.
                 for dir in [
                     c"/sys/kernel/tracing",

@@ -3,9 +3,9 @@
 //! [`privileges`] and [`cgroup`] check what attaching needs → [`loader`]
 //! loads the embedded programs (observer-ebpf) and attaches them to the
 //! cgroup v2 tree, and with `--tls-probes` [`tls_libs`] finds and probes
-//! TLS libraries (their syscall tracepoints found through [`tracefs`]) → [`ring`] drains the one ring buffer they share and
-//! reads their drop counters → [`decode`] turns each record into a typed
-//! [`Event`].
+//! TLS libraries (their syscall tracepoints found through [`tracefs`]) →
+//! [`ring`] drains the one ring buffer they share and reads their drop
+//! counters → [`decode`] turns each record into a typed [`Event`].
 pub mod cgroup;
 pub mod decode;
 pub mod enforce_maps;
