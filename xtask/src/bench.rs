@@ -14,6 +14,7 @@
 //! Everything runs on loopback, is bounded in time, and is undone by drop
 //! guards (processes stopped by pid, cgroups removed, statistics off).
 mod deployed;
+mod floor;
 mod kstats;
 mod load;
 mod machine;
@@ -31,7 +32,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-use load::{LoadResult, WrkResult};
+use load::LoadResult;
 use procs::{BpfStats, Cgroup, Daemon, Nginx};
 
 /// `GATEWATCH_BENCH_QUICK=1`: every phase shortened, to check the tooling
@@ -242,9 +243,11 @@ impl Setup<'_> {
         }
         for close in [false, true] {
             let events_before = self.events()?;
-            let pairs = (0..self::pairs())
-                .map(|i| self.pair(i, close))
-                .collect::<anyhow::Result<Vec<_>>>()?;
+            let shape = if close { "close" } else { "keep-alive" };
+            let pairs = load::abba(shape, self::pairs(), |_, with| {
+                let cg = if with { self.watched } else { self.plain };
+                load::wrk(cg, &self.url, wrk_seconds(), WRK_THREADS, WRK_CONNS, close)
+            })?;
             let events = self.events()? - events_before;
             let t = report::Throughput { pairs, events };
             if close {
@@ -254,33 +257,6 @@ impl Setup<'_> {
             }
         }
         Ok(())
-    }
-
-    /// One baseline and one watched run; ABBA: alternate which runs first.
-    fn pair(&self, i: usize, close: bool) -> anyhow::Result<(WrkResult, WrkResult)> {
-        let order = if i.is_multiple_of(2) {
-            [false, true]
-        } else {
-            [true, false]
-        };
-        let mut pair = (WrkResult::default(), WrkResult::default());
-        for with in order {
-            let cg = if with { self.watched } else { self.plain };
-            let res = load::wrk(cg, &self.url, wrk_seconds(), WRK_THREADS, WRK_CONNS, close)?;
-            println!(
-                "bench: {} pair {} {}: {:.0} req/s",
-                if close { "close" } else { "keep-alive" },
-                i + 1,
-                if with { "with" } else { "baseline" },
-                res.rps
-            );
-            if with {
-                pair.1 = res;
-            } else {
-                pair.0 = res;
-            }
-        }
-        Ok(pair)
     }
 
     /// Kernel cost per program, from BPF run-time statistics, and where

@@ -42,28 +42,49 @@ pub struct MountError {
 /// Must run before aya's first tracepoint attach, which caches the answer.
 pub fn ensure_mounted() -> Result<Tracefs, MountError> {
     let tracefs = Path::new(TRACEFS.to_str().expect("ASCII path"));
-    for dir in [tracefs, Path::new(DEBUGFS_TRACING)] {
-        if populated(dir) {
-            return Ok(Tracefs::Found(dir.to_owned()));
-        }
+    ensure_at(&[tracefs, Path::new(DEBUGFS_TRACING)], mount_tracefs)
+}
+
+/// The first of `dirs` that holds a tracefs, or `dirs[0]` once `mount`
+/// put one there. A mount that fails because another process (a second
+/// agent starting at once, an init system) mounted it meanwhile is not an
+/// error: the kernel refuses the same tracefs twice on one mount point
+/// (EBUSY), and the mount point is then populated.
+fn ensure_at(
+    dirs: &[&Path],
+    mount: impl FnOnce(&Path) -> io::Result<()>,
+) -> Result<Tracefs, MountError> {
+    let found = || dirs.iter().find(|d| populated(d)).map(|d| d.to_path_buf());
+    if let Some(dir) = found() {
+        return Ok(Tracefs::Found(dir));
     }
-    // SAFETY: NUL-terminated constant strings; no data argument.
+    match mount(dirs[0]) {
+        Ok(()) => Ok(Tracefs::Mounted(dirs[0].to_owned())),
+        Err(source) => found().map(Tracefs::Found).ok_or_else(|| MountError {
+            path: dirs[0].to_owned(),
+            source,
+        }),
+    }
+}
+
+fn mount_tracefs(dir: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let dir = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    // SAFETY: NUL-terminated strings; no data argument.
     let rc = unsafe {
         libc::mount(
             c"tracefs".as_ptr(),
-            TRACEFS.as_ptr(),
+            dir.as_ptr(),
             c"tracefs".as_ptr(),
             libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
             std::ptr::null(),
         )
     };
     if rc != 0 {
-        return Err(MountError {
-            path: tracefs.to_owned(),
-            source: io::Error::last_os_error(),
-        });
+        return Err(io::Error::last_os_error());
     }
-    Ok(Tracefs::Mounted(tracefs.to_owned()))
+    Ok(())
 }
 
 /// A mounted tracefs lists its files; its bare mount point is empty (the
@@ -96,6 +117,42 @@ mod tests {
         let dir = temp_dir("missing");
         std::fs::remove_dir_all(&dir).expect("remove temp dir");
         assert!(!populated(&dir));
+    }
+
+    #[test]
+    fn a_mount_lost_to_another_process_that_mounted_it_finds_theirs() {
+        let dir = temp_dir("raced");
+        let got = ensure_at(&[&dir], |d| {
+            // The other agent's mount lands first; ours is refused.
+            std::fs::create_dir(d.join("events")).expect("create events");
+            Err(io::Error::from_raw_os_error(libc::EBUSY))
+        });
+        assert_eq!(
+            got.expect("their mount is found"),
+            Tracefs::Found(dir.clone())
+        );
+        std::fs::remove_dir_all(&dir).expect("remove temp dir");
+    }
+
+    #[test]
+    fn a_failed_mount_with_nothing_mounted_is_an_error_naming_the_fix() {
+        let dir = temp_dir("refused");
+        let err = ensure_at(&[&dir], |_| Err(io::Error::from_raw_os_error(libc::EPERM)))
+            .expect_err("nothing is mounted");
+        let text = err.to_string();
+        assert!(text.contains("mount -t tracefs"), "{text}");
+        std::fs::remove_dir_all(&dir).expect("remove temp dir");
+    }
+
+    #[test]
+    fn a_mounted_tracefs_is_used_without_mounting() {
+        let dir = temp_dir("present");
+        std::fs::create_dir(dir.join("events")).expect("create events");
+        let got = ensure_at(&[Path::new("/nonexistent-tracefs"), &dir], |_| {
+            panic!("must not mount")
+        });
+        assert_eq!(got.expect("found"), Tracefs::Found(dir.clone()));
+        std::fs::remove_dir_all(&dir).expect("remove temp dir");
     }
 
     #[test]

@@ -5,13 +5,15 @@
 //! baseline is the same load with no gatewatch running at all. The daemon
 //! starts before and stops after each "with" run, so runs can alternate.
 //! The same pairs run again under `--enforce deny` with nginx not named (it
-//! is non-AI traffic there), for what enforcement costs everything else.
+//! is non-AI traffic there), for what enforcement costs everything else,
+//! and once more with empty programs at the same hooks (`floor`), for what
+//! the hooks cost before gatewatch does anything.
 use std::{thread, time::Instant};
 
 use super::{
     SETTLE, WRK_CONNS, WRK_THREADS,
-    load::{self, WrkResult},
-    perf,
+    floor::Floor,
+    load, perf,
     procs::{Cgroup, Daemon, TempDir, cgroup2_root},
     report::{Deployed, Throughput},
 };
@@ -44,7 +46,7 @@ pub fn run(
         // The last new-connection run is also profiled (sampling costs the
         // daemon a little; the others are not sampled).
         let profile = close.then_some(perf_data.as_path());
-        let (t, cpu) = runs.pairs("as deployed", &provider, close, profile)?;
+        let (t, cpu) = runs.pairs("as deployed", With::Daemon(&provider), close, profile)?;
         if close {
             d.close = t;
             (d.cpu_seconds, d.connections, d.wall) = cpu;
@@ -63,14 +65,36 @@ pub fn run(
     // the kernel's first-bytes check.
     let deny = ["--enforce".to_owned(), "deny".to_owned()];
     for close in [false, true] {
-        let (t, _) = runs.pairs("under --enforce deny (non-AI)", &deny, close, None)?;
+        let (t, _) = runs.pairs(
+            "under --enforce deny (non-AI)",
+            With::Daemon(&deny),
+            close,
+            None,
+        )?;
         if close {
             d.deny_close = t;
         } else {
             d.deny_keepalive = t;
         }
     }
+    for close in [false, true] {
+        let (t, _) = runs.pairs("empty programs at the hooks", With::Floor, close, None)?;
+        if close {
+            d.floor_close = t;
+        } else {
+            d.floor_keepalive = t;
+        }
+    }
     Ok(d)
+}
+
+/// The "with" side of a pair.
+#[derive(Clone, Copy)]
+enum With<'a> {
+    /// gatewatch with these extra arguments.
+    Daemon(&'a [String]),
+    /// Empty programs at gatewatch's hooks, no daemon.
+    Floor,
 }
 
 /// One load shape run in ABBA pairs without and with a daemon.
@@ -90,66 +114,56 @@ impl Runs<'_> {
     fn pairs(
         &self,
         what: &str,
-        extra: &[String],
+        with_side: With<'_>,
         close: bool,
         profile: Option<&std::path::Path>,
     ) -> anyhow::Result<(Throughput, (f64, f64, f64))> {
         let mut t = Throughput::default();
         let mut cpu = (0.0, 0.0, 0.0);
-        for i in 0..self.pairs {
-            let mut pair = (WrkResult::default(), WrkResult::default());
-            let order = if i % 2 == 0 {
-                [false, true]
-            } else {
-                [true, false]
+        let wrk = || {
+            load::wrk(
+                self.cg,
+                self.url,
+                self.seconds,
+                WRK_THREADS,
+                WRK_CONNS,
+                close,
+            )
+        };
+        let shape = if close { "close" } else { "keep-alive" };
+        t.pairs = load::abba(&format!("{what}, {shape}"), self.pairs, |i, with| {
+            let extra = match (with, with_side) {
+                (false, _) => return wrk(),
+                (true, With::Floor) => {
+                    let _floor = Floor::attach(self.root)?;
+                    return wrk();
+                }
+                (true, With::Daemon(extra)) => extra,
             };
-            for with in order {
-                let wrk = || {
-                    load::wrk(
-                        self.cg,
-                        self.url,
-                        self.seconds,
-                        WRK_THREADS,
-                        WRK_CONNS,
-                        close,
-                    )
-                };
-                if !with {
-                    pair.0 = wrk()?;
-                    continue;
+            let daemon = Daemon::start(self.bin, self.root, extra)?;
+            let (cpu0, n0) = (daemon.cpu_seconds()?, connections(&daemon)?);
+            let mut recorder = match profile {
+                Some(data) if i + 1 == self.pairs => {
+                    Some(perf::record_process(data, daemon.pid(), self.seconds)?)
                 }
-                let daemon = Daemon::start(self.bin, self.root, extra)?;
-                let (cpu0, n0) = (daemon.cpu_seconds()?, connections(&daemon)?);
-                let mut recorder = match profile {
-                    Some(data) if i + 1 == self.pairs => {
-                        Some(perf::record_process(data, daemon.pid(), self.seconds)?)
-                    }
-                    _ => None,
-                };
-                let t0 = Instant::now();
-                pair.1 = wrk()?;
-                let wall = t0.elapsed().as_secs_f64();
-                if let Some(rec) = recorder.as_mut() {
-                    rec.wait()?;
-                }
-                // Let the daemon finish what the load left in the ring.
-                thread::sleep(SETTLE);
-                let n = connections(&daemon)? - n0;
-                t.events += n;
-                cpu.0 += daemon.cpu_seconds()? - cpu0;
-                cpu.1 += n;
-                cpu.2 += wall;
-                daemon.stop()?;
+                _ => None,
+            };
+            let t0 = Instant::now();
+            let res = wrk()?;
+            let wall = t0.elapsed().as_secs_f64();
+            if let Some(rec) = recorder.as_mut() {
+                rec.wait()?;
             }
-            println!(
-                "bench: {what}, {} pair {}: {:.0} → {:.0} req/s",
-                if close { "close" } else { "keep-alive" },
-                i + 1,
-                pair.0.rps,
-                pair.1.rps
-            );
-            t.pairs.push(pair);
-        }
+            // Let the daemon finish what the load left in the ring.
+            thread::sleep(SETTLE);
+            let n = connections(&daemon)? - n0;
+            t.events += n;
+            cpu.0 += daemon.cpu_seconds()? - cpu0;
+            cpu.1 += n;
+            cpu.2 += wall;
+            daemon.stop()?;
+            Ok(res)
+        })?;
         Ok((t, cpu))
     }
 }

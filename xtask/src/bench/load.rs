@@ -30,6 +30,41 @@ pub struct WrkResult {
     pub errors: u64,
 }
 
+/// `pairs` side-by-side pairs of `run(pair, with)` (false: the baseline,
+/// true: the side measured), alternating which side runs first (ABBA) so
+/// drift cancels; (baseline, with) per pair, each printed as it ends.
+pub fn abba(
+    what: &str,
+    pairs: usize,
+    mut run: impl FnMut(usize, bool) -> anyhow::Result<WrkResult>,
+) -> anyhow::Result<Vec<(WrkResult, WrkResult)>> {
+    let mut out = Vec::with_capacity(pairs);
+    for i in 0..pairs {
+        let mut pair = (WrkResult::default(), WrkResult::default());
+        let order = if i.is_multiple_of(2) {
+            [false, true]
+        } else {
+            [true, false]
+        };
+        for with in order {
+            let res = run(i, with)?;
+            if with {
+                pair.1 = res;
+            } else {
+                pair.0 = res;
+            }
+        }
+        println!(
+            "bench: {what} pair {}: {:.0} → {:.0} req/s",
+            i + 1,
+            pair.0.rps,
+            pair.1.rps
+        );
+        out.push(pair);
+    }
+    Ok(out)
+}
+
 /// One `wrk` run from inside `cgroup`: `conns` connections on `threads`
 /// threads for `seconds`; `close` adds `Connection: close`, so nginx
 /// closes after each answer and wrk reconnects (one connection per request).

@@ -88,6 +88,10 @@ pub struct Deployed {
     /// The same loads with `--enforce deny` and nginx not named (non-AI).
     pub deny_keepalive: Throughput,
     pub deny_close: Throughput,
+    /// The same loads with empty programs at gatewatch's hooks and no
+    /// daemon: the hooks' own cost (see `floor.rs`).
+    pub floor_keepalive: Throughput,
+    pub floor_close: Throughput,
     /// The daemon's CPU seconds, connections counted and wall seconds over
     /// the "with" runs of new connections.
     pub cpu_seconds: f64,
@@ -381,6 +385,27 @@ impl Report {
                 verdict(t.ratio() >= target)
             );
         }
+        for (label, t, unit, target) in [
+            ("keep-alive", &d.floor_keepalive, "req/s", T_KEEPALIVE),
+            ("new connections", &d.floor_close, "conn/s", T_CLOSE),
+        ] {
+            if t.pairs.is_empty() {
+                continue;
+            }
+            let (b, w) = t.means();
+            let (lo, hi) = t.pair_ratios();
+            let _ = writeln!(
+                o,
+                "| Floor, {label}: empty programs at gatewatch's hooks (cgroup root), no daemon | reference for ≥ {target} | {b:.0} → {w:.0} {unit} | {:.3} (median pair {:.3}, range {lo:.3}–{hi:.3}) | {} | |",
+                t.ratio(),
+                t.median_pair_ratio(),
+                if t.ratio() >= target {
+                    "the hooks leave room for the target"
+                } else {
+                    "**no program at these hooks can reach the target here**"
+                }
+            );
+        }
         let per_conn = d.us_per_connection();
         let _ = writeln!(
             o,
@@ -535,6 +560,7 @@ impl Report {
         let tls = "Baseline: gatewatch on the bench cgroup with `--tls-probes=false`. With: the same with the probes on and `--provider` naming nginx, so every request's plaintext is copied, parsed and counted";
         let tls_other = "Baseline: gatewatch on the bench cgroup with `--tls-probes=false`. With: the probes on and nginx not named (non-AI traffic): every OpenSSL call still traps into the probes, nothing is copied after a connection's first call";
         let deny = "Baseline: no gatewatch running. With: gatewatch attached at the cgroup v2 root with `--enforce deny` and no rule naming nginx, so every connection is non-AI traffic that passes the kernel's first-bytes check (its first segment, an HTTP request head, is scanned in the kernel for a `Host` naming a model endpoint, and none does); started before and stopped after each run. The daemon sees `other` flows here, where the observing-only pairs name nginx with `--provider`, so the two are not the same userspace work";
+        let floor = "Baseline: no gatewatch running. With: programs of two instructions (`r0 = 1; exit`) attached at the cgroup v2 root at each of gatewatch's eight hooks (connect4/6, sendmsg4/6, egress, ingress, sock_ops, sock_release) and no daemon: what the kernel's cgroup-BPF dispatch costs before any program does work, so the part of the overhead no program at these hooks can avoid";
         let d = &self.deployed;
         for (title, t, unit, what, setup) in [
             (
@@ -564,6 +590,20 @@ impl Report {
                 "conn/s",
                 &close,
                 deny,
+            ),
+            (
+                "Floor: empty programs at the hooks, throughput over established connections",
+                &d.floor_keepalive,
+                "req/s",
+                &keepalive,
+                floor,
+            ),
+            (
+                "Floor: empty programs at the hooks, new connections",
+                &d.floor_close,
+                "conn/s",
+                &close,
+                floor,
             ),
             (
                 "--tls-probes: HTTPS requests over established connections",
@@ -602,9 +642,15 @@ impl Report {
                 o,
                 "{what}. {setup}. {pairs} pairs, alternating which runs first (ABBA).\n"
             );
+            let is_floor = std::ptr::eq(setup, floor);
+            let with = if is_floor {
+                "With empty programs"
+            } else {
+                "With gatewatch"
+            };
             let _ = writeln!(
                 o,
-                "| Pair | Baseline {unit} | With gatewatch {unit} | Ratio | Socket errors (base / with) |\n|---|---|---|---|---|"
+                "| Pair | Baseline {unit} | {with} {unit} | Ratio | Socket errors (base / with) |\n|---|---|---|---|---|"
             );
             for (i, (b, w)) in t.pairs.iter().enumerate() {
                 let _ = writeln!(
@@ -625,6 +671,14 @@ impl Report {
                 t.ratio(),
                 t.median_pair_ratio()
             );
+            if is_floor {
+                let _ = writeln!(
+                    o,
+                    "Baseline run-to-run variation (CV): {:.1}%.\n",
+                    t.baseline_cv()
+                );
+                continue;
+            }
             let _ = writeln!(
                 o,
                 "Baseline run-to-run variation (CV): {:.1}%. gatewatch {} {:.0} during these runs.\n",

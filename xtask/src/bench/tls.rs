@@ -8,8 +8,7 @@
 use std::{collections::BTreeMap, thread, time::Instant};
 
 use super::{
-    SETTLE, WRK_CONNS, WRK_THREADS, kstats,
-    load::{self, WrkResult},
+    SETTLE, WRK_CONNS, WRK_THREADS, kstats, load,
     procs::{BpfStats, Cgroup, Daemon},
     report::{Throughput, TlsProbes},
 };
@@ -75,53 +74,37 @@ impl Runs<'_> {
         let on = [extra.to_vec(), vec!["--tls-probes".to_owned()]].concat();
         let off = [extra.to_vec(), vec!["--tls-probes=false".to_owned()]].concat();
         let mut t = Throughput::default();
-        for i in 0..self.pairs {
-            let mut pair = (WrkResult::default(), WrkResult::default());
-            let order = if i % 2 == 0 {
-                [false, true]
-            } else {
-                [true, false]
-            };
-            for with in order {
-                let daemon = Daemon::start(self.bin, &self.cg.path, if with { &on } else { &off })?;
-                let ids = kstats::of_process(daemon.pid(), &TLS_PROGRAMS)?;
-                let s0 = kstats::snapshot(&ids)?;
-                let (cpu0, n0) = (daemon.cpu_seconds()?, requests(&daemon)?);
-                let t0 = Instant::now();
-                let res = load::wrk(
-                    self.cg,
-                    self.url,
-                    self.seconds,
-                    WRK_THREADS,
-                    WRK_CONNS,
-                    false,
-                )?;
-                let wall = t0.elapsed().as_secs_f64();
-                thread::sleep(SETTLE);
-                if with {
-                    pair.1 = res;
-                    let n = requests(&daemon)? - n0;
-                    out.cpu_seconds += daemon.cpu_seconds()? - cpu0;
-                    out.requests += n;
-                    out.wall += wall;
-                    t.events += n;
-                    merge(
-                        &mut out.probe_cost,
-                        kstats::delta(&s0, &kstats::snapshot(&ids)?),
-                    );
-                } else {
-                    pair.0 = res;
-                }
-                daemon.stop()?;
+        let label = format!("--tls-probes, {what} HTTPS keep-alive");
+        t.pairs = load::abba(&label, self.pairs, |_, with| {
+            let daemon = Daemon::start(self.bin, &self.cg.path, if with { &on } else { &off })?;
+            let ids = kstats::of_process(daemon.pid(), &TLS_PROGRAMS)?;
+            let s0 = kstats::snapshot(&ids)?;
+            let (cpu0, n0) = (daemon.cpu_seconds()?, requests(&daemon)?);
+            let t0 = Instant::now();
+            let res = load::wrk(
+                self.cg,
+                self.url,
+                self.seconds,
+                WRK_THREADS,
+                WRK_CONNS,
+                false,
+            )?;
+            let wall = t0.elapsed().as_secs_f64();
+            thread::sleep(SETTLE);
+            if with {
+                let n = requests(&daemon)? - n0;
+                out.cpu_seconds += daemon.cpu_seconds()? - cpu0;
+                out.requests += n;
+                out.wall += wall;
+                t.events += n;
+                merge(
+                    &mut out.probe_cost,
+                    kstats::delta(&s0, &kstats::snapshot(&ids)?),
+                );
             }
-            println!(
-                "bench: --tls-probes, {what} HTTPS keep-alive pair {}: {:.0} → {:.0} req/s",
-                i + 1,
-                pair.0.rps,
-                pair.1.rps
-            );
-            t.pairs.push(pair);
-        }
+            daemon.stop()?;
+            Ok(res)
+        })?;
         Ok(t)
     }
 }
