@@ -80,6 +80,7 @@ pub fn run() -> anyhow::Result<()> {
     }
     let started = Instant::now();
     let (machine0, own0) = (machine::machine_cpu_seconds(), machine::own_cpu_seconds());
+    let steal0 = machine::steal_seconds();
     let mut r = report::Report {
         date: machine::now_utc(),
         machine: machine::describe(),
@@ -106,8 +107,10 @@ pub fn run() -> anyhow::Result<()> {
     r.others_cpu = ((machine::machine_cpu_seconds() - machine0)
         - (machine::own_cpu_seconds() - own0))
         .max(0.0);
-    r.others_share =
-        r.others_cpu / (started.elapsed().as_secs_f64() * r.machine.cpus.max(1) as f64);
+    let capacity = started.elapsed().as_secs_f64() * r.machine.cpus.max(1) as f64;
+    r.others_share = r.others_cpu / capacity;
+    r.steal_cpu = (machine::steal_seconds() - steal0).max(0.0);
+    r.steal_share = r.steal_cpu / capacity;
     let path = crate::workspace_root().join("BENCHMARKS.md");
     std::fs::write(&path, r.render()).with_context(|| format!("write {}", path.display()))?;
     println!("bench: wrote {}", path.display());

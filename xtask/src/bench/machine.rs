@@ -127,6 +127,20 @@ pub fn machine_cpu_seconds() -> f64 {
     ticks as f64 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64
 }
 
+/// CPU seconds the hypervisor took from this VM's CPUs (steal time, from
+/// /proc/stat): while it climbs, every timing of the run is slowed
+/// unevenly, whatever ran on the machine.
+pub fn steal_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks = stat
+        .lines()
+        .find(|l| l.starts_with("cpu "))
+        .and_then(|l| l.split_whitespace().nth(8)?.parse::<u64>().ok())
+        .unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    ticks as f64 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64
+}
+
 /// CPU seconds of this process and every descendant it has reaped (wrk,
 /// nginx, gatewatch, the generator, cargo and the benchmarks it ran).
 pub fn own_cpu_seconds() -> f64 {
