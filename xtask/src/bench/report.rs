@@ -412,7 +412,7 @@ impl Report {
                 if t.ratio() >= target {
                     "the hooks leave room for the target"
                 } else {
-                    "**no program at these hooks can reach the target here**"
+                    "**below the target: the hooks alone leave no room for it here**"
                 }
             );
         }
