@@ -7,13 +7,12 @@
 //! CAP_SYS_ADMIN for the cgroup attach), as systemd would at boot, and
 //! leaves it mounted: another tool may start using it meanwhile.
 use std::{
-    ffi::CStr,
     io,
     path::{Path, PathBuf},
 };
 
 /// Where the kernel documents tracefs's mount point.
-const TRACEFS: &CStr = c"/sys/kernel/tracing";
+const TRACEFS: &str = "/sys/kernel/tracing";
 /// Where it appears under debugfs on older setups.
 const DEBUGFS_TRACING: &str = "/sys/kernel/debug/tracing";
 
@@ -41,8 +40,10 @@ pub struct MountError {
 /// in the same order), mounting it at /sys/kernel/tracing if neither is.
 /// Must run before aya's first tracepoint attach, which caches the answer.
 pub fn ensure_mounted() -> Result<Tracefs, MountError> {
-    let tracefs = Path::new(TRACEFS.to_str().expect("ASCII path"));
-    ensure_at(&[tracefs, Path::new(DEBUGFS_TRACING)], mount_tracefs)
+    ensure_at(
+        &[Path::new(TRACEFS), Path::new(DEBUGFS_TRACING)],
+        mount_tracefs,
+    )
 }
 
 /// The first of `dirs` that holds a tracefs, or `dirs[0]` once `mount`

@@ -64,27 +64,10 @@ pub fn run(
     // --enforce deny with nginx not named: what non-AI traffic pays for
     // the kernel's first-bytes check.
     let deny = ["--enforce".to_owned(), "deny".to_owned()];
-    for close in [false, true] {
-        let (t, _) = runs.pairs(
-            "under --enforce deny (non-AI)",
-            With::Daemon(&deny),
-            close,
-            None,
-        )?;
-        if close {
-            d.deny_close = t;
-        } else {
-            d.deny_keepalive = t;
-        }
-    }
-    for close in [false, true] {
-        let (t, _) = runs.pairs("empty programs at the hooks", With::Floor, close, None)?;
-        if close {
-            d.floor_close = t;
-        } else {
-            d.floor_keepalive = t;
-        }
-    }
+    (d.deny_keepalive, d.deny_close) =
+        runs.both_shapes("under --enforce deny (non-AI)", With::Daemon(&deny))?;
+    (d.floor_keepalive, d.floor_close) =
+        runs.both_shapes("empty programs at the hooks", With::Floor)?;
     Ok(d)
 }
 
@@ -108,6 +91,17 @@ struct Runs<'a> {
 }
 
 impl Runs<'_> {
+    /// Keep-alive pairs, then new-connection pairs, unprofiled.
+    fn both_shapes(
+        &self,
+        what: &str,
+        with_side: With<'_>,
+    ) -> anyhow::Result<(Throughput, Throughput)> {
+        let (keepalive, _) = self.pairs(what, with_side, false, None)?;
+        let (close, _) = self.pairs(what, with_side, true, None)?;
+        Ok((keepalive, close))
+    }
+
     /// The pairs, and the daemon's (CPU seconds, connections, wall seconds)
     /// over the "with" runs; the last "with" run is profiled into
     /// `profile` when given.

@@ -80,9 +80,10 @@ struct LinkCreate {
     _tail: [u64; 8],
 }
 
-fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> std::io::Result<OwnedFd> {
+/// bpf(2) with `attr`, a zero-tailed `union bpf_attr` for `cmd`.
+fn sys_bpf<T>(cmd: libc::c_long, attr: &mut T) -> std::io::Result<libc::c_long> {
     // SAFETY: `attr` is a zero-tailed bpf_attr of the size passed.
-    let fd = unsafe {
+    let rc = unsafe {
         libc::syscall(
             libc::SYS_bpf,
             cmd,
@@ -90,9 +91,15 @@ fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> std::io::Result<OwnedFd> {
             size_of::<T>() as libc::c_uint,
         )
     };
-    if fd < 0 {
+    if rc < 0 {
         return Err(std::io::Error::last_os_error());
     }
+    Ok(rc)
+}
+
+/// A bpf(2) command that returns a new descriptor.
+fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> std::io::Result<OwnedFd> {
+    let fd = sys_bpf(cmd, attr)?;
     // SAFETY: a new descriptor the kernel just returned to us.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
@@ -164,16 +171,9 @@ mod tests {
             attach_type,
             ..Query::default()
         };
-        // SAFETY: a zero-tailed bpf_attr of the size passed.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                BPF_PROG_QUERY,
-                std::ptr::from_mut(&mut q),
-                size_of::<Query>() as libc::c_uint,
-            )
-        };
-        assert_eq!(rc, 0, "BPF_PROG_QUERY: {}", std::io::Error::last_os_error());
+        if let Err(e) = sys_bpf(BPF_PROG_QUERY, &mut q) {
+            panic!("BPF_PROG_QUERY: {e}");
+        }
         q.prog_cnt
     }
 

@@ -54,6 +54,18 @@ impl Throughput {
         }
     }
 
+    /// The summary's result and ratio cells: means, then the ratio with
+    /// its median pair and range.
+    fn summary_cells(&self, unit: &str) -> String {
+        let (b, w) = self.means();
+        let (lo, hi) = self.pair_ratios();
+        format!(
+            "{b:.0} → {w:.0} {unit} | {:.3} (median pair {:.3}, range {lo:.3}–{hi:.3})",
+            self.ratio(),
+            self.median_pair_ratio()
+        )
+    }
+
     fn pair_ratios(&self) -> (f64, f64) {
         let rs: Vec<f64> = self
             .pairs
@@ -385,13 +397,10 @@ impl Report {
             if t.pairs.is_empty() {
                 continue;
             }
-            let (b, w) = t.means();
-            let (lo, hi) = t.pair_ratios();
             let _ = writeln!(
                 o,
-                "| {label} (attached at the cgroup root, server observed too) | ratio ≥ {target} | {b:.0} → {w:.0} {unit} | {:.3} (median pair {:.3}, range {lo:.3}–{hi:.3}) | {} | |",
-                t.ratio(),
-                t.median_pair_ratio(),
+                "| {label} (attached at the cgroup root, server observed too) | ratio ≥ {target} | {} | {} | |",
+                t.summary_cells(unit),
                 verdict(t.ratio() >= target)
             );
         }
@@ -402,13 +411,10 @@ impl Report {
             if t.pairs.is_empty() {
                 continue;
             }
-            let (b, w) = t.means();
-            let (lo, hi) = t.pair_ratios();
             let _ = writeln!(
                 o,
-                "| Floor, {label}: empty programs at gatewatch's hooks (cgroup root), no daemon | reference for ≥ {target} | {b:.0} → {w:.0} {unit} | {:.3} (median pair {:.3}, range {lo:.3}–{hi:.3}) | {} | |",
-                t.ratio(),
-                t.median_pair_ratio(),
+                "| Floor, {label}: empty programs at gatewatch's hooks (cgroup root), no daemon | reference for ≥ {target} | {} | {} | |",
+                t.summary_cells(unit),
                 if t.ratio() >= target {
                     "the hooks leave room for the target"
                 } else {
